@@ -1,0 +1,1 @@
+"""Small shared utilities: seeding, atomic I/O, progress/logging, environment capture."""
