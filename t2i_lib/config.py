@@ -1,0 +1,485 @@
+"""Configuration: frozen dataclasses, named experiments, profiles as deltas, strict overrides, hashing.
+
+A resolved :class:`Config` is built in three layers, each a nested dict of deltas over the typed defaults::
+
+    Config()  <-  EXPERIMENTS[name]  <-  PROFILES[profile]  <-  overrides (notebook / CLI)
+
+Every key is checked: an unknown key, a value of the wrong type or an incompatible combination raises
+:class:`ConfigError` naming the key and the allowed values.  Overrides are nested dicts
+(``{"train": {"batch_size": 8}}``) or dotted keys (``{"train.batch_size": 8}``); on the command line
+``--set train.batch_size=8`` (values parsed as JSON, else taken as strings).
+
+The resolved config is saved as JSON next to every output (:func:`save_config`); its hash
+(:func:`config_hash`, over everything that can change a result) is part of the run id
+``<experiment>-<profile>-s<seed>-<hash[:8]>``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import typing
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .utils.io import canonical_json, read_json, sha256_hex, write_json
+
+
+class ConfigError(ValueError):
+    """An unknown key, a wrong type or an incompatible combination of settings."""
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Typed defaults
+# ------------------------------------------------------------------------------------------------------------
+DATASETS = ("caption-shapes", "cub", "coco")
+FAMILIES = ("ssagan", "style_attngan", "attngan")
+VARIANTS = ("baseline", "f2r", "f2f", "both")
+PROFILE_NAMES = ("smoke", "demo", "paper")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "caption-shapes"      # caption-shapes | cub | coco
+    root: str = ""                       # canonical dataset dir; "" = derived (see t2i_lib.data.prepare)
+    source_dir: str = ""                 # raw AttnGAN-layout dir for cub/coco; "" = $T2I_DATA_DIR/{birds,coco}
+    n_images: int = 2000                 # caption-shapes only: images generated (train + test)
+    generator_seed: int = 0              # caption-shapes only: seed of the generator (not the run seed)
+    n_captions: int = 10                 # caption-shapes: captions per image; cub 10 / coco 5 kept at prepare
+    test_fraction: float = 0.2           # caption-shapes only
+    image_size: int = 64                 # final training resolution: 64 | 128 | 256
+    stored_size: int = 0                 # size images are stored at; 0 = image_size (synthetic), 304 (photos)
+    max_words: int = 18                  # fixed caption length (reference TEXT.WORDS_NUM)
+    long_caption_mode: str = "subsample"  # subsample (reference) | truncate
+    random_crop: bool = False            # reference augmentation: resize x76/64, random crop
+    random_flip: bool = False            # horizontal flip (photographs only: flips left/right semantics)
+    on_bad_image: str = "raise"          # raise | skip (skip-and-count)
+    num_workers: int = 0                 # DataLoader workers (does not change results)
+
+
+@dataclass(frozen=True)
+class DamsmConfig:
+    backbone: str = "small"              # small (CNN for smoke/demo) | inception (reference Inception-v3)
+    inception_weights: str = "random"    # random | fid-helper (offline TF-2015 substitute) | path to a .pth
+    embedding_dim: int = 256             # joint text/image space (reference 256)
+    word_dim: int = 300                  # word embedding size (reference 300)
+    small_width: int = 32                # channels of the small CNN backbone
+    gamma1: float = 4.0                  # attention sharpness over regions (pretraining yml 4.0)
+    gamma2: float = 5.0                  # aggregation over words
+    gamma3: float = 10.0                 # logit scale
+    paper_gamma2_factor: bool = False    # True: apply the paper's 1/gamma2 (the reference code omits it)
+    contrastive: bool = False            # DAMSM+CL: two captions per image + NT-Xent between sentence embeddings
+    contrastive_tau: float = 0.5
+    epochs: int = 600
+    batch_size: int = 48
+    lr: float = 0.002
+    lr_decay: float = 0.98               # per epoch, while lr > lr_floor
+    lr_floor: float = 0.0002
+    grad_clip: float = 0.25              # text-encoder gradient norm clip
+    ckpt_every: int = 50                 # epochs
+    encoder_path: str = ""               # use an existing DAMSM checkpoint instead of pretraining
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    family: str = "ssagan"               # ssagan | style_attngan | attngan
+    z_dim: int = 100                     # noise size
+    ngf: int = 64                        # generator width
+    ndf: int = 64                        # discriminator width
+    ca_dim: int = 100                    # conditioning-augmentation code (AttnGAN family)
+    w_dim: int = 100                     # style-AttnGAN W size
+    mapping_layers: int = 8              # style-AttnGAN mapping network depth
+    mapping_lr_mult: float = 0.01        # style-AttnGAN mapping lr multiplier
+    r_num: int = 2                       # AttnGAN residual blocks per stage
+    style_mixing: float = 0.9            # style-AttnGAN mixing probability
+    truncation_psi: float = 1.0          # style-AttnGAN sampling truncation (1 = none)
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    damsm: float = 0.05                  # DAMSM term in the G loss (SSA-GAN 0.05; AttnGAN lambda 5 / 50)
+    f2f: float = 0.0                     # fake-to-fake NT-Xent weight (paper/T2I_CL 0.2)
+    f2r: float = 0.0                     # fake-to-real NT-Xent weight (UNVERIFIED; 0.2 as starting point)
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 600
+    max_steps: int = 0                   # > 0 stops after this many steps (overrides epochs)
+    batch_size: int = 24
+    lr_g: float = 1e-4
+    lr_d: float = 4e-4
+    beta1: float = 0.0
+    beta2: float = 0.9
+    losses: LossWeights = field(default_factory=LossWeights)
+    f2f_tau: float = 0.5
+    f2r_tau: float = 0.5
+    f2f_pairing: str = "duplicate"       # duplicate (B images, 2B fakes, reference) | split (B/2 x 2 captions)
+    f2f_shared_noise: str = "per_image"  # per_image (one z per image) | per_position (reference behaviour)
+    magp_weight: float = 2.0             # MA-GP k (SSA-GAN/DF-GAN)
+    magp_power: float = 6.0              # MA-GP p
+    ema: bool = False
+    ema_decay: float = 0.999
+    ckpt_every: int = 1000               # steps
+    sample_every: int = 500              # steps
+    log_every: int = 50                  # steps
+    skip_nonfinite: bool = False         # skip-and-count a step with a non-finite loss instead of stopping
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    n_samples: int = 30000               # generated images for FID/KID/R-precision
+    batch_size: int = 50                 # does not change results (noise drawn per sample index)
+    eval_seed: int = 1234                # noise seed of sample i = eval_seed + i
+    fid_weights: str = "auto"            # auto | path | fid-helper
+    kid_subset_size: int = 1000
+    r_precision_candidates: int = 100    # 1 true + 99 mismatched captions
+    r_precision_folds: int = 10
+    r_precision_off_by_one: bool = False  # reference uses 2,999 of each 3,000 fold
+    consistency_captions: int = 2        # sibling captions per test image for semantic consistency
+    save_png: bool = False               # write samples as PNG (else stream to the metrics)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    seed: int = 0
+    deterministic: bool = False
+    device: str = "auto"                 # auto | cpu | cuda | cuda:N
+    progress: str = "auto"               # auto | off
+    results_dir: str = ""                # "" = results/<profile>
+
+
+@dataclass(frozen=True)
+class Config:
+    experiment: str = "ssagan_baseline"
+    profile: str = "smoke"
+    data: DataConfig = field(default_factory=DataConfig)
+    damsm: DamsmConfig = field(default_factory=DamsmConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def hash(self) -> str:
+        return config_hash(self)
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.experiment}-{self.profile}-s{self.run.seed}-{self.hash[:8]}"
+
+    @property
+    def captions_per_sample(self) -> int:
+        """Two captions per image when fake-to-fake is on (or DAMSM+CL), else one."""
+        return 2 if self.train.losses.f2f > 0 else 1
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Experiments and profiles (deltas)
+# ------------------------------------------------------------------------------------------------------------
+_VARIANT_LOSSES = {"baseline": {}, "f2r": {"f2r": 0.2}, "f2f": {"f2f": 0.2}, "both": {"f2f": 0.2, "f2r": 0.2}}
+_FAMILY_DELTAS: dict[str, dict] = {
+    # SSA-GAN (REFERENCE.md §4): hinge + MA-GP, Adam 1e-4/4e-4 (0, 0.9), batch 24, DAMSM 0.05, no EMA.
+    "ssagan": {"model": {"family": "ssagan", "ngf": 64, "ndf": 64},
+               "train": {"batch_size": 24, "lr_g": 1e-4, "lr_d": 4e-4, "beta1": 0.0, "beta2": 0.9,
+                         "losses": {"damsm": 0.05}, "ema": False}},
+    # Style-AttnGAN (§5.2): GF/DF 32, lr 0.002 (0.5, 0.999), batch 10, lambda 5 (CUB), EMA 0.999.
+    "style_attngan": {"model": {"family": "style_attngan", "ngf": 32, "ndf": 32, "r_num": 2},
+                      "train": {"batch_size": 10, "lr_g": 0.002, "lr_d": 0.002, "beta1": 0.5, "beta2": 0.999,
+                                "losses": {"damsm": 5.0}, "ema": True, "ema_decay": 0.999}},
+    # AttnGAN (§5.1): GF/DF 32/64, lr 2e-4 (0.5, 0.999), batch 20, lambda 5 (CUB), EMA 0.999.
+    "attngan": {"model": {"family": "attngan", "ngf": 32, "ndf": 64, "r_num": 2},
+                "train": {"batch_size": 20, "lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5, "beta2": 0.999,
+                          "losses": {"damsm": 5.0}, "ema": True, "ema_decay": 0.999}},
+}
+
+
+def _build_experiments() -> dict[str, dict]:
+    exps: dict[str, dict] = {"damsm": {}, "damsm_cl": {"damsm": {"contrastive": True}}}
+    for fam, fdelta in _FAMILY_DELTAS.items():
+        for var, losses in _VARIANT_LOSSES.items():
+            d = _merge(fdelta, {"train": {"losses": losses}})
+            exps[f"{fam}_{var}"] = d
+            exps[f"{fam}_{var}_cub"] = _merge(d, {"data": {"dataset": "cub"}})
+            coco = {"data": {"dataset": "coco", "n_captions": 5}}
+            if fam != "ssagan":  # AttnGAN lineage on COCO: lambda 50 (§2.7)
+                coco["train"] = {"losses": {"damsm": 50.0}}
+            exps[f"{fam}_{var}_coco"] = _merge(d, coco)
+    return exps
+
+
+PROFILES: dict[str, dict] = {
+    # Offline, CPU, minutes: the real pipeline at toy size, deterministic.
+    "smoke": {
+        "data": {"dataset": "caption-shapes", "n_images": 240, "image_size": 64},
+        "damsm": {"backbone": "small", "small_width": 16, "epochs": 2, "batch_size": 16, "ckpt_every": 1},
+        "model": {"ngf": 8, "ndf": 8, "z_dim": 32, "w_dim": 32, "ca_dim": 32, "mapping_layers": 2, "r_num": 1},
+        "train": {"epochs": 1, "max_steps": 6, "batch_size": 8, "ckpt_every": 3, "sample_every": 3,
+                  "log_every": 1},
+        "eval": {"n_samples": 64, "batch_size": 32, "kid_subset_size": 32, "r_precision_candidates": 10,
+                 "r_precision_folds": 2},
+        "run": {"deterministic": True, "device": "cpu"},
+    },
+    # Synthetic, long enough to show the losses' effect: about an hour on CPU, minutes on a GPU.
+    "demo": {
+        "data": {"dataset": "caption-shapes", "n_images": 12000, "image_size": 64},
+        "damsm": {"backbone": "small", "small_width": 32, "epochs": 15, "batch_size": 48, "ckpt_every": 5},
+        "model": {"ngf": 32, "ndf": 32, "z_dim": 64, "w_dim": 64, "ca_dim": 64, "mapping_layers": 4},
+        "train": {"epochs": 10, "batch_size": 32, "ckpt_every": 500, "sample_every": 250, "log_every": 25},
+        "eval": {"n_samples": 2000, "batch_size": 100, "kid_subset_size": 500},
+    },
+    # The reproduction: real CUB/COCO, 256 px, paper widths and schedules, GPU(s).
+    "paper": {
+        "data": {"dataset": "cub", "image_size": 256, "stored_size": 304, "random_crop": True,
+                 "random_flip": True, "num_workers": 4},
+        "damsm": {"backbone": "inception", "inception_weights": "fid-helper"},
+        "train": {"ckpt_every": 5000, "sample_every": 2000, "log_every": 100},
+        "eval": {"n_samples": 30000},
+    },
+}
+
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Resolution
+# ------------------------------------------------------------------------------------------------------------
+def _merge(base: dict, delta: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in delta.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _undot(overrides: dict) -> dict:
+    """{'train.batch_size': 8, 'data': {...}} -> nested dict."""
+    out: dict = {}
+    for k, v in overrides.items():
+        if not isinstance(k, str) or not k:
+            raise ConfigError(f"override keys must be non-empty strings, got {k!r}")
+        parts = k.split(".")
+        cur = out
+        for p in parts[:-1]:
+            nxt = cur.setdefault(p, {})
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"override {k!r} conflicts with a value given for {p!r}")
+            cur = nxt
+        leaf = parts[-1]
+        if isinstance(v, dict):
+            v = _undot(v)
+            if isinstance(cur.get(leaf), dict):
+                v = _merge(cur[leaf], v)
+        cur[leaf] = v
+    return out
+
+
+def _coerce(value: Any, typ: Any, key: str) -> Any:
+    if is_dataclass(typ):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping of {typ.__name__} fields, got {value!r}")
+        return _apply(typ(), value, key)
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if typ is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if typ is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if typ is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    raise ConfigError(f"{key}: unsupported field type {typ!r}")  # pragma: no cover
+
+
+def _apply(obj: Any, delta: dict, prefix: str = "") -> Any:
+    hints = typing.get_type_hints(type(obj))
+    names = [f.name for f in fields(obj)]
+    changes = {}
+    for k, v in delta.items():
+        key = f"{prefix}.{k}" if prefix else k
+        if k not in names:
+            raise ConfigError(f"unknown config key {key!r}; allowed keys here: {', '.join(names)}")
+        typ = hints[k]
+        if is_dataclass(typ):
+            if not isinstance(v, dict):
+                raise ConfigError(f"{key}: expected a mapping of {typ.__name__} fields, got {v!r}")
+            changes[k] = _apply(getattr(obj, k), v, key)
+        else:
+            changes[k] = _coerce(v, typ, key)
+    return replace(obj, **changes)
+
+
+def _check_choice(key: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}={value!r} is not allowed; choose one of {', '.join(map(repr, allowed))}")
+
+
+def validate(cfg: Config) -> Config:
+    """Raise :class:`ConfigError` for out-of-range values and incompatible combinations."""
+    d, t, m, e, r, dm = cfg.data, cfg.train, cfg.model, cfg.eval, cfg.run, cfg.damsm
+    _check_choice("profile", cfg.profile, PROFILE_NAMES)
+    _check_choice("data.dataset", d.dataset, DATASETS)
+    _check_choice("data.image_size", d.image_size, (64, 128, 256))
+    _check_choice("data.long_caption_mode", d.long_caption_mode, ("subsample", "truncate"))
+    _check_choice("data.on_bad_image", d.on_bad_image, ("raise", "skip"))
+    _check_choice("model.family", m.family, FAMILIES)
+    _check_choice("damsm.backbone", dm.backbone, ("small", "inception"))
+    _check_choice("train.f2f_pairing", t.f2f_pairing, ("duplicate", "split"))
+    _check_choice("train.f2f_shared_noise", t.f2f_shared_noise, ("per_image", "per_position"))
+    _check_choice("run.progress", r.progress, ("auto", "off"))
+    if not (r.device in ("auto", "cpu", "cuda") or (r.device.startswith("cuda:") and r.device[5:].isdigit())):
+        raise ConfigError(f"run.device={r.device!r} is not allowed; use auto, cpu, cuda or cuda:N")
+    positive = {"data.max_words": d.max_words, "data.n_images": d.n_images, "data.n_captions": d.n_captions,
+                "train.batch_size": t.batch_size, "train.epochs": t.epochs, "damsm.batch_size": dm.batch_size,
+                "damsm.epochs": dm.epochs, "eval.n_samples": e.n_samples, "eval.batch_size": e.batch_size,
+                "model.ngf": m.ngf, "model.ndf": m.ndf, "model.z_dim": m.z_dim, "damsm.embedding_dim":
+                dm.embedding_dim, "eval.r_precision_candidates": e.r_precision_candidates,
+                "eval.r_precision_folds": e.r_precision_folds, "model.mapping_layers": m.mapping_layers}
+    for k, v in positive.items():
+        if v < 1:
+            raise ConfigError(f"{k} must be >= 1, got {v}")
+    for k, v in {"data.num_workers": d.num_workers, "train.max_steps": t.max_steps,
+                 "data.stored_size": d.stored_size}.items():
+        if v < 0:
+            raise ConfigError(f"{k} must be >= 0, got {v}")
+    for name, w in t.losses.as_dict().items():
+        if w < 0:
+            raise ConfigError(f"train.losses.{name} must be >= 0, got {w}")
+    for k, v in {"train.f2f_tau": t.f2f_tau, "train.f2r_tau": t.f2r_tau,
+                 "damsm.contrastive_tau": dm.contrastive_tau}.items():
+        if v <= 0:
+            raise ConfigError(f"{k} must be > 0, got {v}")
+    if not 0 <= d.test_fraction < 1:
+        raise ConfigError(f"data.test_fraction must be in [0, 1), got {d.test_fraction}")
+    if not 0 < t.ema_decay < 1:
+        raise ConfigError(f"train.ema_decay must be in (0, 1), got {t.ema_decay}")
+    if not 0 <= m.truncation_psi <= 1:
+        raise ConfigError(f"model.truncation_psi must be in [0, 1], got {m.truncation_psi}")
+    # Incompatible combinations.
+    if cfg.profile == "paper" and d.dataset == "caption-shapes":
+        raise ConfigError("profile 'paper' reproduces CUB/COCO: set data.dataset to 'cub' or 'coco' "
+                          "(use profiles smoke/demo for the synthetic dataset)")
+    if d.dataset == "caption-shapes" and d.random_flip:
+        raise ConfigError("data.random_flip=True with data.dataset='caption-shapes': flipping swaps left/right, so "
+                          "images would contradict their captions' positions; keep random_flip=False")
+    if t.losses.f2f > 0 and t.f2f_pairing == "split" and t.batch_size % 2:
+        raise ConfigError(f"train.f2f_pairing='split' needs an even train.batch_size (B/2 images x 2 captions), "
+                          f"got {t.batch_size}")
+    if t.batch_size < 2 and (t.losses.f2f > 0 or t.losses.f2r > 0):
+        raise ConfigError("contrastive losses need train.batch_size >= 2 (negatives come from the batch)")
+    if d.stored_size and d.stored_size < d.image_size:
+        raise ConfigError(f"data.stored_size={d.stored_size} is smaller than data.image_size={d.image_size}")
+    if m.family in ("attngan", "style_attngan") and m.ngf % 2:
+        raise ConfigError(f"model.ngf must be even for {m.family} (GLU halves channels), got {m.ngf}")
+    if e.r_precision_candidates < 2:
+        raise ConfigError("eval.r_precision_candidates must be >= 2 (1 true + mismatched)")
+    return cfg
+
+
+def resolve(experiment: str = "ssagan_baseline", profile: str = "smoke", overrides: dict | None = None,
+            seed: int | None = None) -> Config:
+    """The experiment's config under ``profile`` with ``overrides``; ``seed`` sets ``run.seed``."""
+    if experiment not in EXPERIMENTS:
+        close = [n for n in EXPERIMENTS if n.split("_")[0] == experiment.split("_")[0]][:12]
+        raise ConfigError(f"unknown experiment {experiment!r}; e.g. {', '.join(close or list(EXPERIMENTS)[:12])} "
+                          f"(all: t2i_lib.config.EXPERIMENTS)")
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    overrides = _undot(dict(overrides or {}))
+    for k in ("experiment", "profile"):
+        if k in overrides:
+            raise ConfigError(f"{k!r} cannot be overridden; pass it as an argument")
+    delta = _merge(_merge(EXPERIMENTS[experiment], PROFILES[profile]), overrides)
+    # The experiment's dataset wins over the profile's default dataset (e.g. *_coco under paper).
+    exp_ds = EXPERIMENTS[experiment].get("data", {}).get("dataset")
+    if exp_ds and "dataset" not in overrides.get("data", {}):
+        delta.setdefault("data", {})["dataset"] = exp_ds
+    if seed is not None:
+        delta = _merge(delta, {"run": {"seed": int(seed)}})
+    cfg = _apply(Config(experiment=experiment, profile=profile), delta)
+    return validate(cfg)
+
+
+EXPERIMENTS: dict[str, dict] = _build_experiments()
+
+
+def from_dict(d: dict) -> Config:
+    """Rebuild a Config from :meth:`Config.to_dict` output (e.g. a checkpoint's or config.json's), strictly."""
+    d = copy.deepcopy(d)
+    exp, prof = d.pop("experiment", "ssagan_baseline"), d.pop("profile", "smoke")
+    return validate(_apply(Config(experiment=exp, profile=prof), d))
+
+
+# Keys that cannot change a result: left out of the hash so e.g. moving to a GPU keeps the run id.
+NON_SEMANTIC_KEYS = ("run.device", "run.progress", "run.results_dir", "data.num_workers", "eval.batch_size")
+
+
+def config_hash(cfg: Config) -> str:
+    d = cfg.to_dict()
+    for key in NON_SEMANTIC_KEYS:
+        sect, name = key.split(".")
+        d[sect].pop(name, None)
+    return sha256_hex(canonical_json(d))
+
+
+def save_config(cfg: Config, run_dir: str | os.PathLike, force: bool = False) -> Path:
+    """Write ``run_dir/config.json``; refuse to overwrite a *different* config's directory unless ``force``."""
+    run_dir = Path(run_dir)
+    path = run_dir / "config.json"
+    if path.exists() and not force:
+        old = read_json(path)
+        if old.get("hash") != cfg.hash:
+            raise ConfigError(f"{run_dir} holds a run of a different config (hash {old.get('hash', '?')[:8]} vs "
+                              f"{cfg.hash[:8]}); pass force=True (--force) to overwrite it")
+    write_json(path, {"run_id": cfg.run_id, "hash": cfg.hash, "lib_version": __version__, "config": cfg.to_dict()})
+    return path
+
+
+def load_config(path: str | os.PathLike) -> Config:
+    rec = read_json(path)
+    return from_dict(rec["config"] if "config" in rec else rec)
+
+
+def parse_cli_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["train.batch_size=8", "data.dataset=cub"]`` -> {"train.batch_size": 8, "data.dataset": "cub"}."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k.strip()] = v
+    return out
+
+
+def describe(cfg: Config) -> str:
+    """A short multi-line summary for notebooks and logs."""
+    d = cfg.data
+    return (f"run_id       {cfg.run_id}\n"
+            f"dataset      {d.dataset} ({d.image_size}px, max_words={d.max_words}, {d.long_caption_mode})\n"
+            f"model        {cfg.model.family} (ngf={cfg.model.ngf}, ndf={cfg.model.ndf})\n"
+            f"losses       {cfg.train.losses.as_dict()}\n"
+            f"train        batch={cfg.train.batch_size} epochs={cfg.train.epochs} max_steps={cfg.train.max_steps}\n"
+            f"run          seed={cfg.run.seed} device={cfg.run.device} deterministic={cfg.run.deterministic}")

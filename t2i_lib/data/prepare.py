@@ -1,0 +1,100 @@
+"""Where a config's canonical dataset lives, and making it exist (prepare once, reuse by config hash).
+
+- ``caption-shapes``: generated into ``<results>/<profile>/data/caption-shapes-<hash8>``, the hash covering the
+  generator settings (images, seed, captions, split, size); reused when its manifest records the same settings.
+- ``cub`` / ``coco``: converted from the AttnGAN layout in ``data.source_dir`` (default
+  ``$T2I_DATA_DIR/birds`` or ``$T2I_DATA_DIR/coco``) into ``$T2I_DATA_DIR/canonical/<dataset>-<size>px``.
+- ``data.root`` set explicitly: used as is (must already be a canonical dataset).
+
+Every reuse is logged, so an executed notebook records which dataset it read.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from .. import paths
+from ..config import Config
+from ..utils.io import canonical_json, sha256_hex
+from .dataset import read_manifest
+from .errors import ManifestError
+
+log = logging.getLogger(__name__)
+
+
+def synthetic_settings(cfg: Config) -> dict:
+    d = cfg.data
+    return {"generator": "caption-shapes", "n_images": d.n_images, "seed": d.generator_seed,
+            "n_captions": d.n_captions, "test_fraction": d.test_fraction, "size": d.stored_size or d.image_size}
+
+
+def dataset_root(cfg: Config) -> Path:
+    """The canonical dataset directory this config reads."""
+    d = cfg.data
+    if d.root:
+        return Path(d.root).expanduser().resolve()
+    if d.dataset == "caption-shapes":
+        h = sha256_hex(canonical_json(synthetic_settings(cfg)))[:8]
+        return paths.profile_dir(cfg.profile, cfg.run.results_dir) / "data" / f"caption-shapes-{h}"
+    return paths.data_root() / "canonical" / f"{d.dataset}-{d.stored_size or 304}px"
+
+
+def source_dir(cfg: Config) -> Path:
+    if cfg.data.source_dir:
+        return Path(cfg.data.source_dir).expanduser().resolve()
+    return paths.data_root() / {"cub": "birds", "coco": "coco"}[cfg.data.dataset]
+
+
+def ensure_dataset(cfg: Config, force: bool = False, progress: bool = True) -> Path:
+    """Return the canonical dataset of ``cfg``, preparing it first if missing (or if ``force``)."""
+    root = dataset_root(cfg)
+    d = cfg.data
+    if d.root and not force:
+        read_manifest(root)  # clear error if it is not a dataset
+        log.info("using dataset %s (data.root)", root)
+        return root
+    if root.exists() and not force:
+        try:
+            m = read_manifest(root)
+        except ManifestError:
+            raise ManifestError(f"{root} exists but is not a complete dataset; rerun with force=True (--force)")
+        if d.dataset == "caption-shapes":
+            want = synthetic_settings(cfg)
+            have = {k: m.get("source", {}).get(k) for k in want}
+            if have != want:
+                raise ManifestError(f"{root} holds caption-shapes made with {have}, not {want}; "
+                                    "rerun with force=True (--force)")
+        log.info("reusing dataset %s (%d images)", root, m["n_images"])
+        return root
+    if d.dataset == "caption-shapes":
+        from .synthetic import prepare_synthetic
+
+        s = synthetic_settings(cfg)
+        log.info("generating caption-shapes into %s", root)
+        return prepare_synthetic(root, n_images=s["n_images"], seed=s["seed"], size=s["size"],
+                                 n_captions=s["n_captions"], test_fraction=s["test_fraction"], overwrite=force,
+                                 progress=progress)
+    from .attngan import prepare_coco, prepare_cub
+
+    fn = prepare_cub if d.dataset == "cub" else prepare_coco
+    log.info("converting %s from %s into %s", d.dataset, source_dir(cfg), root)
+    return fn(source_dir(cfg), root, overwrite=force, store_size=d.stored_size or 304,
+              on_bad="skip" if d.on_bad_image == "skip" else "raise", vocab_from="auto", progress=progress)
+
+
+def make_dataset(cfg: Config, root: str | Path, split: str = "train", captions_per_sample: int | None = None,
+                 image_sizes: tuple[int, ...] | None = None, seed: int | None = None, train: bool = True):
+    """A :class:`~t2i_lib.data.dataset.CaptionDataset` for ``cfg`` (augmentation only when ``train``)."""
+    from .dataset import CaptionDataset
+
+    d = cfg.data
+    if image_sizes is None:
+        image_sizes = (d.image_size,)
+        if cfg.model.family in ("attngan", "style_attngan"):
+            image_sizes = tuple(s for s in (64, 128, 256) if s <= d.image_size)
+    return CaptionDataset(root, split=split, image_sizes=image_sizes,
+                          captions_per_sample=captions_per_sample or cfg.captions_per_sample,
+                          max_words=d.max_words, long_caption_mode=d.long_caption_mode,
+                          seed=cfg.run.seed if seed is None else seed, random_crop=d.random_crop and train,
+                          random_flip=d.random_flip and train, on_bad_image=d.on_bad_image)

@@ -1,0 +1,66 @@
+"""The data report of notebook 00: summary, sample grid with captions, caption lengths, wording diversity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..data.dataset import dataset_summary, load_vocab, read_manifest, read_records
+from ..data.images import load_rgb
+from ..data.stats import caption_lengths, length_stats, word_counts, wording_diversity
+from ..utils.io import write_json
+from . import figures
+
+
+def preview_figure(root: str | Path, split: str = "train", n: int = 8, captions_shown: int = 3, seed: int = 0):
+    """A grid of ``n`` images of ``split`` with ``captions_shown`` of their captions each (seeded choice)."""
+    root = Path(root)
+    recs = [r for r in read_records(root) if r["split"] == split]
+    rng = np.random.default_rng(seed)
+    pick = sorted(rng.choice(len(recs), size=min(n, len(recs)), replace=False).tolist())
+    imgs = [np.asarray(load_rgb(root / recs[i]["image"])) for i in pick]
+    caps = [recs[i]["captions"][:captions_shown] for i in pick]
+    return figures.image_caption_grid(imgs, caps, ncols=4, title=f"{read_manifest(root)['name']} ({split})")
+
+
+def sibling_captions(root: str | Path, index: int = 0, split: str = "train") -> list[str]:
+    """All captions of one image: how differently one picture is described."""
+    recs = [r for r in read_records(root) if r["split"] == split]
+    return list(recs[index % len(recs)]["captions"])
+
+
+def dataset_report(root: str | Path, out_dir: str | Path, n_preview: int = 8, seed: int = 0,
+                   max_words: int = 18) -> dict:
+    """Compute the dataset statistics and write ``data_summary.json`` plus the figures under ``out_dir``.
+
+    Returns ``{"summary", "lengths", "diversity", "top_words", "files"}``.
+    """
+    root, out_dir = Path(root), Path(out_dir)
+    m = read_manifest(root)
+    recs = read_records(root, m)
+    vocab = load_vocab(root, m)
+    summary = dataset_summary(root)
+    lengths = length_stats(recs, max_words)
+    diversity = wording_diversity(recs, seed=seed)
+    top = [(vocab.idx_to_word[i], c) for i, c in word_counts(recs).most_common(15)]
+    fig_dir = out_dir / "figures"
+    files = {
+        "preview": figures.save(preview_figure(root, "train", n_preview, seed=seed), fig_dir / "00_samples.png"),
+        "lengths": figures.save(
+            figures.histogram(caption_lengths(recs), "caption length (tokens)", f"{m['name']}: caption lengths",
+                              vline=max_words + 0.5, vlabel=f"max_words = {max_words}",
+                              bins=np.arange(0.5, caption_lengths(recs).max() + 1.5)),
+            fig_dir / "00_caption_lengths.png"),
+        "diversity": figures.save(
+            figures.bar(["sibling captions", "unrelated captions"],
+                        [diversity["sibling_jaccard"], diversity["unrelated_jaccard"]],
+                        "mean Jaccard of token sets", "How alike are captions of one image?"),
+            fig_dir / "00_wording_diversity.png"),
+    }
+    record = {"lib_version": __version__, "dataset_root": str(root), "summary": summary, "lengths": lengths,
+              "diversity": diversity, "top_words": top, "files": {k: str(v) for k, v in files.items()}}
+    files["json"] = write_json(out_dir / "data_summary.json", record)
+    record["files"]["json"] = str(files["json"])
+    return record

@@ -1,0 +1,91 @@
+"""Figures: image grids with captions, histograms.  Each function returns a matplotlib Figure; ``save`` writes PNG."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_inline", "agg"):
+        try:
+            import IPython  # noqa: F401
+
+            if IPython.get_ipython() is None:
+                matplotlib.use("Agg")
+        except ImportError:
+            matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def to_uint8(img) -> np.ndarray:
+    """Tensor 3xHxW in [-1, 1] or HxWx3 uint8 -> HxWx3 uint8."""
+    if hasattr(img, "detach"):
+        arr = img.detach().cpu().float().clamp(-1, 1).add(1).mul(127.5).round().byte().permute(1, 2, 0).numpy()
+        return arr
+    return np.asarray(img, dtype=np.uint8)
+
+
+def image_caption_grid(images: Sequence, captions: Sequence[Sequence[str]], ncols: int = 4, width: int = 34,
+                       title: str | None = None):
+    """Images in a grid, each with its caption(s) underneath (several captions of one image shown together)."""
+    plt = _plt()
+    n = len(images)
+    ncols = min(ncols, n)
+    nrows = int(np.ceil(n / ncols))
+    lines_per = max(sum(len(textwrap.wrap(c, width)) for c in caps) for caps in captions)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.0 * ncols, nrows * (3.0 + 0.17 * lines_per)), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k >= n:
+            continue
+        ax.imshow(to_uint8(images[k]), interpolation="nearest")
+        text = "\n".join("\n".join(textwrap.wrap(f"{j + 1}. {c}", width)) for j, c in enumerate(captions[k]))
+        ax.set_title(text, fontsize=7.5, loc="left", y=-0.02, va="top")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def histogram(values: np.ndarray, xlabel: str, title: str, vline: float | None = None, vlabel: str = "",
+              bins: int | Sequence = 30):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    ax.hist(values, bins=bins, color="#4c72b0", edgecolor="white")
+    if vline is not None:
+        ax.axvline(vline, color="#c44e52", ls="--", label=vlabel)
+        ax.legend()
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def bar(labels: Sequence[str], values: Sequence[float], ylabel: str, title: str):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    ax.bar(labels, values, color=["#4c72b0", "#dd8452", "#55a868", "#c44e52"][: len(labels)])
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def save(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Save a figure as PNG (atomically) and return its path."""
+    import io
+
+    from ..utils.io import atomic_write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return atomic_write_bytes(path, buf.getvalue())

@@ -1,0 +1,46 @@
+"""Shared fixtures: results/data/cache roots in a temporary directory, progress bars off, a tiny dataset."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+_TMP = Path(tempfile.mkdtemp(prefix="t2i-tests-"))
+os.environ["T2I_RESULTS_DIR"] = str(_TMP / "results")
+os.environ["T2I_DATA_DIR"] = str(_TMP / "data")
+os.environ["T2I_CACHE_DIR"] = str(_TMP / "cache")
+os.environ["T2I_PROGRESS"] = "off"
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _tiny_image(seed: int, size: int = 24) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
+
+
+def write_tiny_dataset(out: Path, captions_per_image=(3, 1, 2, 4, 3, 2), long_caption: bool = True) -> Path:
+    """A hand-made canonical dataset: 6 images (4 train, 2 test), varied caption counts, one 25-word caption."""
+    from t2i_lib.data.dataset import CanonicalWriter
+    from t2i_lib.data.text import tokenize
+
+    w = CanonicalWriter(out, name="tiny", image_format="png")
+    words = "red green blue small large circle square top left bottom right".split()
+    for i, n in enumerate(captions_per_image):
+        caps = []
+        for j in range(n):
+            raw = f"a {words[(i + j) % len(words)]} {words[(i + 2 * j + 1) % len(words)]} shape number {j}"
+            if long_caption and i == 0 and j == 0:
+                raw = " ".join(f"w{k}" for k in range(25))
+            caps.append((raw, tokenize(raw)))
+        w.add(f"img_{i:02d}", "train" if i < 4 else "test", class_id=i % 3, image=_tiny_image(i), captions=caps)
+    return w.finish(source={"kind": "tiny-fixture"})
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path) -> Path:
+    return write_tiny_dataset(tmp_path / "tiny")

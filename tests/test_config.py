@@ -1,0 +1,92 @@
+import json
+
+import pytest
+
+from t2i_lib import config as C
+
+
+@pytest.mark.parametrize("profile", C.PROFILE_NAMES)
+def test_every_experiment_resolves_under_every_profile(profile):
+    for name in C.EXPERIMENTS:
+        cfg = C.resolve(name, profile)
+        assert cfg.experiment == name and cfg.profile == profile
+        assert len(cfg.hash) == 64 and cfg.run_id.startswith(f"{name}-{profile}-s0-")
+        assert C.from_dict(cfg.to_dict()) == cfg  # JSON round trip
+        json.dumps(cfg.to_dict())
+
+
+def test_variants_are_loss_weights_as_data():
+    assert C.resolve("ssagan_baseline").train.losses.as_dict() == {"damsm": 0.05, "f2f": 0.0, "f2r": 0.0}
+    assert C.resolve("ssagan_f2f").train.losses.f2f == 0.2
+    assert C.resolve("ssagan_f2r").train.losses.as_dict() == {"damsm": 0.05, "f2f": 0.0, "f2r": 0.2}
+    both = C.resolve("style_attngan_both")
+    assert both.train.losses.f2f == 0.2 and both.train.losses.f2r == 0.2 and both.model.family == "style_attngan"
+    assert C.resolve("ssagan_f2f").captions_per_sample == 2
+    assert C.resolve("ssagan_f2r").captions_per_sample == 1
+
+
+def test_profiles_are_deltas():
+    smoke, paper = C.resolve("ssagan_baseline", "smoke"), C.resolve("ssagan_baseline", "paper")
+    assert smoke.model.ngf == 8 and smoke.run.deterministic and smoke.data.dataset == "caption-shapes"
+    assert paper.model.ngf == 64 and paper.model.ndf == 64 and paper.data.image_size == 256
+    assert paper.data.dataset == "cub" and paper.train.batch_size == 24 and paper.train.lr_d == 4e-4
+    assert C.resolve("ssagan_baseline_coco", "paper").data.dataset == "coco"
+    assert C.resolve("attngan_baseline_coco", "paper").train.losses.damsm == 50.0
+
+
+def test_overrides_nested_and_dotted_and_seed():
+    a = C.resolve("ssagan_f2f", "smoke", {"train.batch_size": 4, "train.losses.f2f": 0.5}, seed=3)
+    b = C.resolve("ssagan_f2f", "smoke", {"train": {"batch_size": 4, "losses": {"f2f": 0.5}}}, seed=3)
+    assert a == b and a.train.batch_size == 4 and a.train.losses.f2f == 0.5 and a.run.seed == 3
+    assert a.hash != C.resolve("ssagan_f2f", "smoke", seed=3).hash
+    assert C.resolve("ssagan_f2f", "smoke", {"train.lr_g": 1}).train.lr_g == 1.0  # int accepted for float
+
+
+def test_hash_ignores_non_semantic_keys_only():
+    base = C.resolve("ssagan_f2f", "smoke")
+    assert C.resolve("ssagan_f2f", "smoke", {"run.device": "cuda", "data.num_workers": 3}).hash == base.hash
+    assert C.resolve("ssagan_f2f", "smoke", {"train.f2f_tau": 0.1}).hash != base.hash
+    assert C.resolve("ssagan_f2f", "smoke", seed=1).hash != base.hash
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(overrides={"train.bogus": 1}), "unknown config key 'train.bogus'"),
+    (dict(overrides={"bogus": {"x": 1}}), "unknown config key 'bogus'"),
+    (dict(overrides={"train.batch_size": "8"}), "expected an integer"),
+    (dict(overrides={"run.deterministic": 1}), "expected true/false"),
+    (dict(overrides={"data.image_size": 96}), "data.image_size=96 is not allowed"),
+    (dict(overrides={"data.random_flip": True}), "flipping swaps left/right"),
+    (dict(overrides={"train.f2f_pairing": "split", "train.batch_size": 7}), "even train.batch_size"),
+    (dict(overrides={"train.losses.f2r": -1.0}), "must be >= 0"),
+    (dict(overrides={"run.device": "tpu"}), "run.device"),
+    (dict(overrides={"train.losses": 0.2}), "expected a mapping"),
+    (dict(overrides={"profile": "demo"}), "cannot be overridden"),
+    (dict(experiment="ssgan_f2f"), "unknown experiment"),
+    (dict(profile="huge"), "unknown profile"),
+    (dict(profile="paper", overrides={"data.dataset": "caption-shapes"}), "profile 'paper' reproduces CUB/COCO"),
+])
+def test_bad_settings_are_clear_errors(kwargs, match):
+    args = {"experiment": "ssagan_f2f", "profile": "smoke", **kwargs}
+    with pytest.raises(C.ConfigError, match=match):
+        C.resolve(**args)
+
+
+def test_save_config_refuses_other_config(tmp_path):
+    cfg = C.resolve("ssagan_f2f", "smoke")
+    p = C.save_config(cfg, tmp_path / "run")
+    rec = json.loads(p.read_text())
+    assert rec["hash"] == cfg.hash and rec["run_id"] == cfg.run_id and rec["lib_version"]
+    assert C.load_config(p) == cfg
+    C.save_config(cfg, tmp_path / "run")  # same config: fine
+    other = C.resolve("ssagan_f2f", "smoke", seed=5)
+    with pytest.raises(C.ConfigError, match="different config"):
+        C.save_config(other, tmp_path / "run")
+    C.save_config(other, tmp_path / "run", force=True)
+    assert C.load_config(p) == other
+
+
+def test_cli_overrides_parse():
+    assert C.parse_cli_overrides(["train.batch_size=8", "data.dataset=cub", "run.deterministic=true"]) == {
+        "train.batch_size": 8, "data.dataset": "cub", "run.deterministic": True}
+    with pytest.raises(C.ConfigError):
+        C.parse_cli_overrides(["train.batch_size"])
