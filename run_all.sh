@@ -58,7 +58,7 @@ run_nb() {  # name output-stem [extra papermill args...]
   fi
   "$PY" -m jupyter nbconvert --to html --log-level WARN "$OUT/executed/${stem}.ipynb" --output-dir "$OUT/reports" \
     --HTMLExporter.mathjax_url='mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe' \
-    --HTMLExporter.require_js_url='' --HTMLExporter.mermaid_js_url='' \
+    --HTMLExporter.require_js_url='' \
     || { echo "[run_all] FAILED: HTML rendering of ${stem}" >&2; exit 1; }
 }
 for nb in "${NOTEBOOKS[@]}"; do

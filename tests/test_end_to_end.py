@@ -1,0 +1,83 @@
+"""End-to-end: the CLI, notebook 00 through papermill, and run_all.sh itself (smoke profile)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(**extra):
+    env = dict(os.environ, T2I_PROGRESS="off", **extra)
+    env.pop("VIRTUAL_ENV", None)  # run_all.sh picks the interpreter itself (the same .venv, or the active env)
+    return env
+
+
+def test_cli_prepare_synthetic_and_errors(tmp_path):
+    out = tmp_path / "shapes"
+    r = subprocess.run([sys.executable, "-m", "t2i_lib", "prepare", "synthetic", "--out", str(out),
+                        "--n-images", "30", "--seed", "2", "--size", "32", "--no-progress"],
+                       capture_output=True, text=True, env=_env())
+    assert r.returncode == 0, r.stderr
+    assert "wrote" in r.stdout and "30 images" in r.stdout
+    from t2i_lib.data import CaptionDataset
+
+    ds = CaptionDataset(out, "train", image_sizes=(32,))
+    assert ds[0]["images"][0].shape == (3, 32, 32)
+    again = subprocess.run([sys.executable, "-m", "t2i_lib", "prepare", "synthetic", "--out", str(out),
+                            "--n-images", "30", "--no-progress"], capture_output=True, text=True, env=_env())
+    assert again.returncode == 2 and again.stderr.startswith("error:") and "--force" in again.stderr
+    assert "Traceback" not in again.stderr
+    bad = subprocess.run([sys.executable, "-m", "t2i_lib", "config", "ssagan_f2f", "--set", "train.nope=1"],
+                         capture_output=True, text=True, env=_env())
+    assert bad.returncode == 2 and "unknown config key 'train.nope'" in bad.stderr
+    summ = subprocess.run([sys.executable, "-m", "t2i_lib", "summary", str(out)], capture_output=True, text=True)
+    assert json.loads(summ.stdout)["n_images"] == 30
+
+
+@pytest.mark.slow
+def test_notebook_00_papermill_smoke(tmp_path):
+    import papermill as pm
+
+    out = tmp_path / "results"
+    pm.execute_notebook(str(ROOT / "notebooks" / "00_prepare_data.ipynb"), str(tmp_path / "00.ipynb"),
+                        parameters={"PROFILE": "smoke", "RESULTS_DIR": str(out), "OVERRIDES": {"data.n_images": 40}},
+                        kernel_name="python3", cwd=str(ROOT / "notebooks"), progress_bar=False)
+    rec = json.loads((out / "data_summary.json").read_text())
+    assert rec["summary"]["n_images"] == 40 and rec["summary"]["name"] == "caption-shapes"
+    assert 0 < rec["diversity"]["sibling_jaccard"] < 1
+    for name in ("00_samples.png", "00_caption_lengths.png", "00_wording_diversity.png"):
+        assert (out / "figures" / name).stat().st_size > 5000
+    nb = json.loads((tmp_path / "00.ipynb").read_text())
+    assert any(o.get("output_type") == "display_data" and "image/png" in o.get("data", {})
+               for c in nb["cells"] for o in c.get("outputs", []))
+
+
+@pytest.mark.slow
+def test_run_all_smoke(tmp_path):
+    out = tmp_path / "smoke"
+    r = subprocess.run(["bash", str(ROOT / "run_all.sh"), "--results-dir", str(out)], capture_output=True,
+                       text=True, env=_env(), cwd=ROOT, timeout=1200)
+    assert r.returncode == 0, r.stderr[-3000:]
+    html = out / "reports" / "00_prepare_data.html"
+    assert html.stat().st_size > 50_000
+    text = html.read_text()
+    assert "data:image/png;base64" in text and "Traceback" not in text
+    assert (out / "executed" / "00_prepare_data.ipynb").is_file()
+    assert (out / "env" / "pip-freeze.txt").read_text().count("==") > 20
+    assert "git_commit:" in (out / "env" / "run.txt").read_text()
+    assert json.loads((out / "data_summary.json").read_text())["summary"]["n_images"] == 240
+    # no executed notebook written back into notebooks/
+    nb = json.loads((ROOT / "notebooks" / "00_prepare_data.ipynb").read_text())
+    assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
+
+
+@pytest.mark.slow
+def test_run_all_fails_loudly(tmp_path):
+    r = subprocess.run(["bash", str(ROOT / "run_all.sh"), "--profile", "nope"], capture_output=True, text=True,
+                       env=_env(), cwd=ROOT)
+    assert r.returncode == 2 and "unknown profile" in r.stderr
