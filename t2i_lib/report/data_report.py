@@ -32,8 +32,10 @@ def sibling_captions(root: str | Path, index: int = 0, split: str = "train") -> 
 
 
 def dataset_report(root: str | Path, out_dir: str | Path, n_preview: int = 8, seed: int = 0,
-                   max_words: int = 18) -> dict:
+                   max_words: int = 18, cfg=None) -> dict:
     """Compute the dataset statistics and write ``data_summary.json`` plus the figures under ``out_dir``.
+
+    ``cfg`` (a resolved :class:`~t2i_lib.config.Config`) is recorded in the JSON with its hash.
 
     Returns ``{"summary", "lengths", "diversity", "top_words", "files"}``.
     """
@@ -60,7 +62,9 @@ def dataset_report(root: str | Path, out_dir: str | Path, n_preview: int = 8, se
             fig_dir / "00_wording_diversity.png"),
     }
     record = {"lib_version": __version__, "dataset_root": str(root), "summary": summary, "lengths": lengths,
-              "diversity": diversity, "top_words": top, "files": {k: str(v) for k, v in files.items()}}
+              "diversity": diversity, "top_words": top, "files": {k: str(v) for k, v in files.items()},
+              "seed": seed, "config": cfg.to_dict() if cfg is not None else None,
+              "config_hash": cfg.hash if cfg is not None else None}
     files["json"] = write_json(out_dir / "data_summary.json", record)
     record["files"]["json"] = str(files["json"])
     return record
