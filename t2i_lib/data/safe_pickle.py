@@ -55,6 +55,11 @@ def _numpy_globals() -> None:
 _numpy_globals()
 
 
+def _printable(name: str) -> str:
+    """``name`` as is, or its repr when it holds control characters (a CRLF-damaged "scalar\\r")."""
+    return name if name.isprintable() else repr(name)
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     def __init__(self, fh, source: str):
         super().__init__(fh, encoding="latin1")
@@ -64,8 +69,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
         fn = _ALLOWED.get((module, name))
         if fn is None:
             raise UnsafePickleError(
-                f"{self._source}: refusing to load global {module}.{name}: metadata pickles may contain only "
-                "plain containers, strings, numbers and NumPy arrays/scalars (this file could execute code)"
+                f"{self._source}: refusing to load global {_printable(module)}.{_printable(name)}: metadata "
+                "pickles may contain only plain containers, strings, numbers and NumPy arrays/scalars "
+                "(this file could execute code)"
             )
         return fn
 
@@ -91,10 +97,29 @@ def loads(data: bytes, source: str = "<bytes>", plain: bool = True) -> Any:
     return _to_plain(obj) if plain else obj
 
 
+def _crlf_converted(data: bytes) -> bool:
+    """True for a text (protocol-0) pickle whose every line feed is preceded by a carriage return.
+
+    That is the signature of a Windows line-ending conversion: protocol-0 opcodes end every line with LF, strings
+    are escaped, and no opcode line of a genuine pickle ends with CR.
+    """
+    if data[:1] == b"\x80":  # protocol >= 2 header: binary, never converted on purpose
+        return False
+    n_lf = data.count(b"\n")
+    return n_lf > 0 and data.count(b"\r\n") == n_lf
+
+
 def load_pickle(path: str | Path, plain: bool = True, return_info: bool = False):
     """Load a metadata pickle with the restricted unpickler, repairing CRLF-damaged protocol-0 files.
 
-    Raises :class:`UnsafePickleError` for forbidden globals and :class:`DataError` naming the file otherwise.
+    A CRLF-converted protocol-0 pickle either fails (``numpy.core.multiarray\\r`` is not an allowed global) or,
+    worse, loads with a carriage return glued to every string (``V`` opcodes keep it).  Such a file is detected
+    from its line endings, repaired (CRLF -> LF) before loading, and the repair is reported through ``warnings``
+    and, with ``return_info=True``, as ``info["repaired_crlf"]``.  If an unrepaired load fails and the file holds
+    CRLF pairs, the repair is tried too.
+
+    Raises :class:`UnsafePickleError` for forbidden globals (in the file as given or as repaired) and
+    :class:`DataError` naming the file otherwise.
     """
     path = Path(path)
     if not path.is_file():
@@ -103,22 +128,33 @@ def load_pickle(path: str | Path, plain: bool = True, return_info: bool = False)
     if not data:
         raise DataError(f"pickle file is empty (0 bytes): {path}")
     info = {"path": str(path), "repaired_crlf": False}
-    try:
-        obj = loads(data, str(path), plain)
-    except UnsafePickleError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure gets the file named
-        if b"\r\n" in data and not data.startswith(b"\x80"):
-            # Protocol-0 pickles are ASCII text with no carriage return inside their data; a CRLF conversion
-            # breaks module names ("numpy.core.multiarray\r").  Repair and retry.
-            try:
-                obj = loads(data.replace(b"\r\n", b"\n"), str(path), plain)
-            except UnsafePickleError:
+    repaired = data.replace(b"\r\n", b"\n")
+    if _crlf_converted(data):
+        attempts = [(repaired, True), (data, False)]
+    elif b"\r\n" in data and data[:1] != b"\x80":
+        attempts = [(data, False), (repaired, True)]
+    else:
+        attempts = [(data, False)]
+    errors = []
+    unsafe: UnsafePickleError | None = None
+    for n, (blob, is_repair) in enumerate(attempts):
+        try:
+            obj = loads(blob, str(path), plain)
+        except UnsafePickleError as exc:
+            # A refused global is final for the repaired text; in the unrepaired text it may be a damaged name
+            # ("numpy.core.multiarray\r"), so the repair still gets its turn.  Nothing was executed either way.
+            if is_repair or n == len(attempts) - 1:
                 raise
-            except Exception as exc2:  # noqa: BLE001
-                raise DataError(f"cannot read pickle {path}: {exc2!r} (also after CRLF->LF repair)") from exc2
+            unsafe = exc
+            continue
+        except Exception as exc:  # noqa: BLE001 - any unpickling failure gets the file named
+            errors.append((is_repair, exc))
+            continue
+        if is_repair:
             info["repaired_crlf"] = True
             warnings.warn(f"{path}: repaired CRLF line endings of a protocol-0 pickle", stacklevel=2)
-        else:
-            raise DataError(f"cannot read pickle {path}: {exc!r}") from exc
-    return (obj, info) if return_info else obj
+        return (obj, info) if return_info else obj
+    if unsafe is not None:
+        raise unsafe
+    detail = "; ".join(f"{'after CRLF->LF repair: ' if rep else ''}{exc!r}" for rep, exc in errors)
+    raise DataError(f"cannot read pickle {path}: {detail}") from errors[-1][1]
