@@ -47,7 +47,7 @@ START=$(date +%s)
 } > "$OUT/env/run.txt"
 
 # 2. Notebooks, in order.  02_train_gan (when present) runs once per model family x loss variant.
-NOTEBOOKS=(00_prepare_data)
+NOTEBOOKS=(00_prepare_data 01_pretrain_damsm)
 run_nb() {  # name output-stem [extra papermill args...]
   local nb="$1" stem="$2"; shift 2
   echo "[run_all] ${stem}" >&2

@@ -82,6 +82,7 @@ class DamsmConfig:
     grad_clip: float = 0.25              # text-encoder gradient norm clip
     ckpt_every: int = 50                 # epochs
     encoder_path: str = ""               # use an existing DAMSM checkpoint instead of pretraining
+    seed: int = 0                        # seed of the pretraining run (one DAMSM shared by all GAN runs)
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,14 @@ def test_run_all_smoke(tmp_path):
     assert (out / "env" / "pip-freeze.txt").read_text().count("==") > 20
     assert "git_commit:" in (out / "env" / "run.txt").read_text()
     assert json.loads((out / "data_summary.json").read_text())["summary"]["n_images"] == 240
+    # 01: DAMSM pretraining products
+    assert (out / "reports" / "01_pretrain_damsm.html").stat().st_size > 50_000
+    metrics = list((out / "metrics").glob("damsm-smoke-*.json"))
+    assert len(metrics) == 1
+    m = json.loads(metrics[0].read_text())
+    assert 0.0 <= m["r_precision"] <= 1.0 and m["protocol"]["n_candidates"] == 10
+    for fig in ("01_damsm_curves.png", "01_word_attention.png"):
+        assert (out / "figures" / fig).stat().st_size > 5000
     # no executed notebook written back into notebooks/
     nb = json.loads((ROOT / "notebooks" / "00_prepare_data.ipynb").read_text())
     assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")

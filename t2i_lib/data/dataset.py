@@ -384,6 +384,11 @@ class CaptionDataset:
         outs.append(to_tensor(im))
         return outs
 
+    def load_and_transform(self, index: int, epoch: int | None = None) -> list:
+        """The item's images (one tensor per size) with the item's seeded augmentation, without captions."""
+        rng = item_rng(self.seed, self.epoch if epoch is None else epoch, index)
+        return self._transform(self.load_image(index), rng)
+
     def caption_choice(self, index: int, rng: np.random.Generator) -> list[int]:
         n = len(self.records[index]["tokens"])
         if self.caption_index is not None:

@@ -46,7 +46,7 @@ def source_dir(cfg: Config) -> Path:
     return paths.data_root() / {"cub": "birds", "coco": "coco"}[cfg.data.dataset]
 
 
-def ensure_dataset(cfg: Config, force: bool = False, progress: bool = True) -> Path:
+def ensure_dataset(cfg: Config, force: bool = False, progress: bool | str = "auto") -> Path:
     """Return the canonical dataset of ``cfg``, preparing it first if missing (or if ``force``)."""
     root = dataset_root(cfg)
     d = cfg.data

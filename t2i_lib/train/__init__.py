@@ -1,0 +1,1 @@
+"""Training loops (DAMSM pretraining; GAN training) and checkpoints."""

@@ -1,0 +1,85 @@
+"""Figures for notebook 01: DAMSM loss and R-precision curves, word-attention maps."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from . import figures
+
+
+def curves_figure(history: Sequence[dict], title: str = "DAMSM pretraining"):
+    """Train/validation DAMSM loss and real-image R-precision per epoch."""
+    plt = figures._plt()
+    ep = [h["epoch"] for h in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for key, label in (("train_total", "train"), ("val_total", "validation (test split)")):
+        if all(key in h for h in history):
+            a.plot(ep, [h[key] for h in history], marker="o", ms=3, label=label)
+    a.set_xlabel("epoch")
+    a.set_ylabel("DAMSM loss (w0+w1+s0+s1)")
+    a.legend()
+    a.set_title(title)
+    rp = np.array([h["r_precision"] for h in history])
+    sd = np.array([h.get("r_precision_std", 0.0) for h in history])
+    b.plot(ep, rp * 100, marker="o", ms=3, color="#55a868")
+    b.fill_between(ep, (rp - sd) * 100, (rp + sd) * 100, color="#55a868", alpha=0.2)
+    b.set_xlabel("epoch")
+    b.set_ylabel("R-precision on real test images (%)")
+    b.set_ylim(0, 100)
+    b.set_title("retrieval accuracy")
+    fig.tight_layout()
+    return fig
+
+
+def attention_examples(text_enc, image_enc, dataset, indices: Sequence[int], device, gamma1: float,
+                       caption_index: int = 0) -> list[dict]:
+    """For each dataset item: its image, the words of one caption and each word's attention over regions."""
+    import torch
+
+    from ..data.text import fixed_length
+    from ..losses.damsm import func_attention
+
+    text_enc.eval()
+    image_enc.eval()
+    out = []
+    with torch.no_grad():
+        for i in indices:
+            rec = dataset.records[i]
+            c = caption_index % len(rec["tokens"])
+            ids, n = fixed_length(rec["tokens"][c], dataset.max_words, "truncate")
+            img = dataset.load_and_transform(i)[-1]
+            region, _ = image_enc(img[None].to(device))
+            words, _ = text_enc(torch.from_numpy(ids)[None].to(device), torch.tensor([n], device=device))
+            _, attn = func_attention(words[:, :, :n], region, gamma1)
+            h, w = region.shape[-2:]
+            out.append({"image": figures.to_uint8(img), "words": [dataset.vocab.idx_to_word[int(t)] for t in ids[:n]],
+                        "attention": attn[0].reshape(n, h, w).float().cpu().numpy(), "key": rec["key"],
+                        "caption": rec["captions"][c]})
+    return out
+
+
+def attention_figure(examples: Sequence[dict], max_words: int = 8):
+    """One row per example: the image, then each word's attention map overlaid on it."""
+    plt = figures._plt()
+    ncols = 1 + min(max_words, max(len(e["words"]) for e in examples))
+    fig, axes = plt.subplots(len(examples), ncols, figsize=(1.7 * ncols, 1.9 * len(examples)), squeeze=False)
+    for r, ex in enumerate(examples):
+        img = ex["image"]
+        size = img.shape[0]
+        axes[r, 0].imshow(img)
+        axes[r, 0].set_title(ex["key"], fontsize=7)
+        for c in range(1, ncols):
+            ax = axes[r, c]
+            if c - 1 < len(ex["words"]):
+                att = ex["attention"][c - 1]
+                att = (att - att.min()) / (att.max() - att.min() + 1e-12)
+                up = np.kron(att, np.ones((size // att.shape[0], size // att.shape[1])))
+                ax.imshow(img)
+                ax.imshow(up, cmap="magma", alpha=0.6, extent=(0, size, size, 0))
+                ax.set_title(ex["words"][c - 1], fontsize=8)
+        for ax in axes[r]:
+            ax.axis("off")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,318 @@
+"""DAMSM pretraining (REFERENCE.md §2.8), optionally with the DAMSM+CL text-text contrastive term (§2.9).
+
+Per epoch (the reference schedule): a fresh Adam(lr, betas=(0.5, 0.999)) over the text encoder and the image
+encoder's trainable part (the two projections; the whole small CNN for the ``small`` backbone); after the epoch
+lr <- lr_decay * lr while lr > lr_floor; the text encoder's gradient norm is clipped to ``grad_clip``.  Loss per
+batch: DAMSM (w0 + w1 + s0 + s1, unweighted) on one caption, or for ``damsm.contrastive`` on each of two different
+captions of the same images plus NT-Xent(tau) between the two sentence embeddings.  Batches are not length-sorted
+(the text encoder packs with ``enforce_sorted=False``), so both caption sets are already in dataset order.
+
+After every epoch: validation loss on the test split (one caption per image, fixed by the seed) and R-precision
+of real test images (the protocol of :mod:`t2i_lib.metrics.r_precision`), appended to ``stats.jsonl``.
+Checkpoints every ``ckpt_every`` epochs and at the end; the best epoch by validation loss is copied to
+``best.pt`` (the selection rule is recorded).  Resuming restarts from the latest readable checkpoint at an
+epoch boundary; because Adam is re-created every epoch and all sampling is seeded by (seed, epoch, index), a
+resumed run follows the uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__, paths
+from ..config import Config, resolve, save_config
+from ..utils.io import read_json, write_json
+
+log = logging.getLogger(__name__)
+
+SELECTION_RULE = "lowest validation DAMSM loss (test split, one seeded caption per image)"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Where a DAMSM lives
+# ------------------------------------------------------------------------------------------------------------
+def damsm_config_for(cfg: Config) -> Config:
+    """The DAMSM pretraining config that ``cfg`` (any experiment) uses: its data and damsm sections, the
+    profile, and ``damsm.seed`` as run seed (one DAMSM shared by every GAN run of a profile)."""
+    name = "damsm_cl" if cfg.damsm.contrastive else "damsm"
+    over = {"data": dataclasses.asdict(cfg.data), "damsm": dataclasses.asdict(cfg.damsm),
+            "run": {"deterministic": cfg.run.deterministic, "device": cfg.run.device,
+                    "progress": cfg.run.progress, "results_dir": cfg.run.results_dir}}
+    return resolve(name, cfg.profile, over, seed=cfg.damsm.seed)
+
+
+def run_dir_for(cfg: Config) -> Path:
+    return paths.profile_dir(cfg.profile, cfg.run.results_dir) / "runs" / cfg.run_id
+
+
+def encoder_path(cfg: Config) -> Path:
+    """The DAMSM checkpoint ``cfg`` uses: ``damsm.encoder_path`` if set, else the profile's pretrained best.pt."""
+    if cfg.damsm.encoder_path:
+        return Path(cfg.damsm.encoder_path).expanduser()
+    return run_dir_for(damsm_config_for(cfg)) / "best.pt"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Building and loading encoders
+# ------------------------------------------------------------------------------------------------------------
+def build_encoders(cfg: Config, vocab_size: int):
+    from ..models.damsm import build_damsm
+
+    dm = cfg.damsm
+    return build_damsm(vocab_size, backbone=dm.backbone, embedding_dim=dm.embedding_dim, word_dim=dm.word_dim,
+                       small_width=dm.small_width, small_input=cfg.data.image_size,
+                       inception_weights=dm.inception_weights)
+
+
+def load_encoders(path: str | Path, device, vocab_hash: str | None = None, freeze_them: bool = True):
+    """(text_encoder, image_encoder, checkpoint-metadata) from a DAMSM checkpoint.
+
+    ``vocab_hash`` (the dataset's) must match the encoder's vocabulary, or a :class:`CheckpointError` says so —
+    the readable form of the classic "size mismatch for encoder.weight".
+    """
+    from ..models.damsm import ImageEncoder, TextEncoder, freeze
+    from .checkpoint import CheckpointError, load
+
+    ckpt = load(path, expect={"kind": "damsm"})
+    if vocab_hash is not None and ckpt["vocab_hash"] != vocab_hash:
+        raise CheckpointError(
+            f"DAMSM checkpoint {path} was trained with vocabulary {ckpt['vocab_hash']} "
+            f"({len(ckpt['vocab'])} words) but the dataset's vocabulary is {vocab_hash}: use the encoder trained on "
+            "this dataset, or prepare the dataset with the encoder's vocabulary (--vocab-from captions.pickle)")
+    kw = ckpt["model_kwargs"]
+    text = TextEncoder(**kw["text"])
+    image = ImageEncoder(**kw["image"])
+    text.load_state_dict(ckpt["state"]["text"])
+    image.load_state_dict(ckpt["state"]["image"])
+    text.to(device)
+    image.to(device)
+    if freeze_them:
+        freeze(text)
+        freeze(image)
+    meta = {k: ckpt[k] for k in ("epoch", "config_hash", "vocab_hash", "lib_version", "selection") if k in ckpt}
+    meta["path"] = str(path)
+    return text, image, meta
+
+
+# ------------------------------------------------------------------------------------------------------------
+# One batch
+# ------------------------------------------------------------------------------------------------------------
+def batch_loss(text_enc, image_enc, batch: dict, cfg: Config, device) -> dict[str, Any]:
+    """DAMSM (and DAMSM+CL) loss terms of one batch from a CaptionDataset loader."""
+    from ..losses.contrastive import nt_xent
+    from ..losses.damsm import damsm_loss
+
+    dm = cfg.damsm
+    imgs = batch["images"][-1].to(device)
+    cls = batch["class_id"].to(device)
+    region, code = image_enc(imgs)
+    out: dict[str, Any] = {}
+    total = 0.0
+    sents = []
+    sets = [("", "caption", "cap_len")]
+    if dm.contrastive and "caption2" in batch:
+        sets.append(("2", "caption2", "cap_len2"))
+    for sfx, ck, lk in sets:
+        caps, lens = batch[ck].to(device), batch[lk].to(device)
+        words, sent = text_enc(caps, lens)
+        terms = damsm_loss(region, code, words, sent, lens, cls, dm.gamma1, dm.gamma2, dm.gamma3,
+                           dm.paper_gamma2_factor)
+        for k in ("w_loss0", "w_loss1", "s_loss0", "s_loss1"):
+            out[k + sfx] = terms[k]
+        total = total + terms["total"]
+        sents.append(sent)
+    if len(sents) == 2:
+        out["nt_xent"] = nt_xent(sents[0], sents[1], dm.contrastive_tau)
+        total = total + out["nt_xent"]
+    out["total"] = total
+    return out
+
+
+def _params(image_enc):
+    return [p for p in image_enc.parameters() if p.requires_grad]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The loop
+# ------------------------------------------------------------------------------------------------------------
+def pretrain_damsm(cfg: Config, device, dataset_root: str | Path, force: bool = False, resume: bool = True,
+                   progress: bool | str = "auto", max_batches: int = 0) -> dict[str, Any]:
+    """Pretrain DAMSM encoders for ``cfg`` (a ``damsm``/``damsm_cl`` config) on ``dataset_root``.
+
+    Returns the summary (also written to ``run_dir/summary.json``).  A finished run with the same config is reused
+    unless ``force``; an interrupted one resumes from its latest checkpoint when ``resume``.  ``max_batches > 0``
+    limits batches per epoch (tests).
+    """
+    import torch
+
+    from ..data.dataset import CaptionDataset, make_loader
+    from ..metrics.r_precision import real_image_r_precision
+    from ..utils.logging import progress as bar
+    from ..utils.seed import seed_everything, set_deterministic
+    from . import checkpoint as ck
+
+    if cfg.experiment not in ("damsm", "damsm_cl"):
+        cfg = damsm_config_for(cfg)
+    dm, d = cfg.damsm, cfg.data
+    run_dir = run_dir_for(cfg)
+    if force and run_dir.exists():
+        shutil.rmtree(run_dir)
+    save_config(cfg, run_dir)
+    summary_path = run_dir / "summary.json"
+    if summary_path.exists() and not force:
+        log.info("reusing DAMSM run %s (hash %s)", run_dir, cfg.hash[:8])
+        return read_json(summary_path)
+
+    seed_everything(cfg.run.seed)
+    set_deterministic(cfg.run.deterministic)
+    prog = ("auto" if cfg.run.progress == "auto" else False) if progress == "auto" else progress
+    n_caps = 2 if dm.contrastive else 1
+    train_ds = CaptionDataset(dataset_root, "train", (d.image_size,), n_caps, d.max_words, d.long_caption_mode,
+                              cfg.run.seed, d.random_crop, d.random_flip, d.on_bad_image)
+    test_ds = CaptionDataset(dataset_root, "test", (d.image_size,), 1, d.max_words, "truncate", cfg.run.seed,
+                             on_bad_image=d.on_bad_image)
+    if len(train_ds) < dm.batch_size:
+        raise ValueError(f"damsm.batch_size={dm.batch_size} exceeds the {len(train_ds)} training images")
+    vocab = train_ds.vocab
+    text_enc, image_enc, model_kwargs = build_encoders(cfg, len(vocab))
+    text_enc.to(device)
+    image_enc.to(device)
+
+    ckpt_dir = run_dir / "checkpoints"
+    history: list[dict] = []
+    start_epoch, lr = 0, dm.lr
+    best = {"epoch": -1, "val_loss": math.inf}
+    latest = ck.load_latest(ckpt_dir, expect={"kind": "damsm", "config_hash": cfg.hash}) if resume else None
+    if latest is not None:
+        text_enc.load_state_dict(latest["state"]["text"])
+        image_enc.load_state_dict(latest["state"]["image"])
+        ck.set_rng_state(latest["rng"])
+        start_epoch, lr, history, best = latest["epoch"] + 1, latest["lr"], latest["history"], latest["best"]
+        log.info("resuming DAMSM from epoch %d (%s)", latest["epoch"], ckpt_dir)
+    stats_path = run_dir / "stats.jsonl"
+    stats_path.write_text("".join(_jsonl(h) for h in history))
+
+    def payload(epoch):
+        return {"kind": "damsm", "epoch": epoch, "config": cfg.to_dict(), "config_hash": cfg.hash,
+                "model_kwargs": {"text": model_kwargs["text"], "image": model_kwargs["image"]},
+                "inception_weights": model_kwargs["inception_weights"],
+                "state": {"text": text_enc.state_dict(), "image": image_enc.state_dict()},
+                "vocab": list(vocab.idx_to_word), "vocab_hash": vocab.hash, "lr": lr, "history": history,
+                "best": best, "selection": SELECTION_RULE, "rng": ck.rng_state()}
+
+    t_start = time.time()
+    for epoch in range(start_epoch, dm.epochs):
+        t0 = time.time()
+        train_ds.set_epoch(epoch)
+        loader = make_loader(train_ds, dm.batch_size, shuffle=True, seed=cfg.run.seed * 100003 + epoch,
+                             num_workers=d.num_workers, drop_last=True, pin_memory=device.type == "cuda")
+        opt = torch.optim.Adam(list(text_enc.parameters()) + _params(image_enc), lr=lr, betas=(0.5, 0.999))
+        text_enc.train()
+        image_enc.train()
+        sums: dict[str, float] = {}
+        n = 0
+        for b, batch in enumerate(bar(loader, enabled=prog, desc=f"DAMSM epoch {epoch}", leave=False)):
+            if max_batches and b >= max_batches:
+                break
+            terms = batch_loss(text_enc, image_enc, batch, cfg, device)
+            if not torch.isfinite(terms["total"]):
+                raise FloatingPointError(f"DAMSM loss is not finite at epoch {epoch}, batch {b}: "
+                                         f"{ {k: float(v) for k, v in terms.items()} }")
+            opt.zero_grad(set_to_none=True)
+            terms["total"].backward()
+            torch.nn.utils.clip_grad_norm_(text_enc.parameters(), dm.grad_clip)
+            opt.step()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            n += 1
+        train_terms = {f"train_{k}": v / max(n, 1) for k, v in sums.items()}
+        val = evaluate(text_enc, image_enc, test_ds, cfg, device)
+        rp = real_image_r_precision(text_enc, image_enc, test_ds, device, cfg.eval.r_precision_candidates,
+                                    min(cfg.eval.r_precision_folds, len(test_ds)), seed=cfg.eval.eval_seed,
+                                    encoder_name=f"{cfg.run_id}@epoch{epoch}")
+        rec = {"epoch": epoch, "lr": lr, "batches": n, "seconds": time.time() - t0, **train_terms, **val,
+               "r_precision": rp["r_precision"], "r_precision_std": rp["r_precision_std"]}
+        history.append(rec)
+        with open(stats_path, "a") as fh:
+            fh.write(_jsonl(rec))
+        log.info("DAMSM epoch %d: train %.3f  val %.3f  R-precision %.3f  (%.1fs)", epoch,
+                 rec.get("train_total", float("nan")), val["val_total"], rp["r_precision"], rec["seconds"])
+        if lr > dm.lr_floor:
+            lr = lr * dm.lr_decay
+        improved = val["val_total"] < best["val_loss"]
+        if improved:
+            best = {"epoch": epoch, "val_loss": val["val_total"], "r_precision": rp["r_precision"]}
+        last = epoch == dm.epochs - 1
+        if improved or last or (epoch + 1) % dm.ckpt_every == 0:
+            path = ck.save(ckpt_dir, epoch, payload(epoch))
+            if improved:
+                ck.protect(ckpt_dir, path.name)
+                shutil.copyfile(path, run_dir / ".best.pt.tmp")
+                (run_dir / ".best.pt.tmp").replace(run_dir / "best.pt")
+
+    final_rp = real_image_r_precision(text_enc, image_enc, test_ds, device, cfg.eval.r_precision_candidates,
+                                      min(cfg.eval.r_precision_folds, len(test_ds)), seed=cfg.eval.eval_seed,
+                                      encoder_name=f"{cfg.run_id}@final")
+    best_text, best_image, meta = load_encoders(run_dir / "best.pt", device, freeze_them=False)
+    best_rp = real_image_r_precision(best_text, best_image, test_ds, device, cfg.eval.r_precision_candidates,
+                                     min(cfg.eval.r_precision_folds, len(test_ds)), seed=cfg.eval.eval_seed,
+                                     encoder_name=f"{cfg.run_id}@best(epoch {best['epoch']})")
+    summary = {"run_id": cfg.run_id, "config_hash": cfg.hash, "lib_version": __version__, "seed": cfg.run.seed,
+               "dataset": str(dataset_root), "vocab_hash": vocab.hash, "vocab_size": len(vocab),
+               "backbone": dm.backbone, "inception_weights": dm.inception_weights, "contrastive": dm.contrastive,
+               "epochs": dm.epochs, "best_epoch": best["epoch"], "selection": SELECTION_RULE,
+               "best_checkpoint": str(run_dir / "best.pt"), "r_precision_final": final_rp,
+               "r_precision_best": best_rp, "history": history, "wall_seconds": time.time() - t_start,
+               "device": str(device)}
+    protocol = {"queries": "real test images, one seeded caption each", "n_candidates":
+                cfg.eval.r_precision_candidates, "n_folds": best_rp["n_folds"], "fold_size": best_rp["fold_size"],
+                "seed": cfg.eval.eval_seed, "split": "test", "image_size": d.image_size}
+    metrics = {"run_id": cfg.run_id, "kind": "damsm", "config_hash": cfg.hash, "lib_version": __version__,
+               "seed": cfg.run.seed, "profile": cfg.profile, "dataset": d.dataset, "encoder": str(run_dir / "best.pt"),
+               "best_epoch": best["epoch"], "r_precision": best_rp["r_precision"],
+               "r_precision_std": best_rp["r_precision_std"], "protocol": protocol, "config": cfg.to_dict()}
+    metrics_path = paths.profile_dir(cfg.profile, cfg.run.results_dir) / "metrics" / f"{cfg.run_id}.json"
+    write_json(metrics_path, metrics)
+    summary["metrics_file"] = str(metrics_path)
+    write_json(summary_path, summary)
+    return summary
+
+
+def evaluate(text_enc, image_enc, dataset, cfg: Config, device, batch_size: int = 64) -> dict[str, float]:
+    """Mean DAMSM loss terms over ``dataset`` (eval mode, no gradients; batches in dataset order)."""
+    import torch
+
+    from ..data.dataset import make_loader
+
+    was = (text_enc.training, image_enc.training)
+    text_enc.eval()
+    image_enc.eval()
+    sums: dict[str, float] = {}
+    n = 0
+    bs = max(2, min(batch_size, len(dataset)))
+    with torch.no_grad():
+        for batch in make_loader(dataset, bs, shuffle=False, seed=0):
+            if batch["caption"].shape[0] < 2:
+                continue
+            terms = batch_loss(text_enc, image_enc, batch, cfg, device)
+            w = batch["caption"].shape[0]
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * w
+            n += w
+    text_enc.train(was[0])
+    image_enc.train(was[1])
+    return {f"val_{k}": v / max(n, 1) for k, v in sums.items()}
+
+
+def _jsonl(rec: dict) -> str:
+    import json
+
+    return json.dumps(rec, sort_keys=True) + "\n"
