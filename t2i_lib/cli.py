@@ -5,6 +5,8 @@ Commands:
   prepare cub|coco  --src DIR --out DIR [--store-size PX] [--skip-bad] [--vocab-from PICKLE|auto]
   config  EXPERIMENT [--profile P] [--seed S] [--set key=value ...]   print the resolved config as JSON
   summary DIR                                                          statistics of a canonical dataset
+  pretrain-damsm [--experiment damsm|damsm_cl] [--profile P] [--seed S] [--device D] [--set key=value ...]
+                 [--force] [--no-resume]                               DAMSM pretraining (resumes by default)
 
 Bad input and bad settings print one ``error:`` line naming the file/key and exit with status 2.
 """
@@ -51,6 +53,15 @@ def _parser() -> argparse.ArgumentParser:
 
     summ = sub.add_parser("summary", help="statistics of a canonical dataset")
     summ.add_argument("root")
+
+    pre = sub.add_parser("pretrain-damsm", help="pretrain the DAMSM encoders of a profile")
+    pre.add_argument("--experiment", default="damsm", help="damsm | damsm_cl | a GAN experiment (its DAMSM)")
+    pre.add_argument("--profile", default="smoke")
+    pre.add_argument("--seed", type=int, default=None, help="damsm.seed")
+    pre.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the config's)")
+    pre.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    pre.add_argument("--force", action="store_true", help="retrain from scratch")
+    pre.add_argument("--no-resume", action="store_true", help="do not resume from the latest checkpoint")
     return p
 
 
@@ -87,6 +98,22 @@ def main(argv: list[str] | None = None) -> int:
 
             c = resolve(args.experiment, args.profile, parse_cli_overrides(args.overrides), seed=args.seed)
             print(json.dumps({"run_id": c.run_id, "hash": c.hash, "config": c.to_dict()}, indent=2))
+        elif args.command == "pretrain-damsm":
+            from .config import parse_cli_overrides, resolve
+            from .data.prepare import ensure_dataset
+            from .train.damsm import damsm_config_for, pretrain_damsm
+            from .utils.device import resolve_device
+
+            over = parse_cli_overrides(args.overrides)
+            if args.seed is not None:
+                over["damsm.seed"] = args.seed
+            cfg = damsm_config_for(resolve(args.experiment, args.profile, over))
+            device = resolve_device(args.device or cfg.run.device)
+            s = pretrain_damsm(cfg, device, ensure_dataset(cfg), force=args.force, resume=not args.no_resume)
+            rp = s["r_precision_best"]
+            print(f"DAMSM {s['run_id']}: best epoch {s['best_epoch']}, real-image R-precision "
+                  f"{100 * rp['r_precision']:.1f} ± {100 * rp['r_precision_std']:.1f} % "
+                  f"({rp['n_candidates']} candidates, {rp['n_queries']} queries); {s['best_checkpoint']}")
         elif args.command == "summary":
             from .data.dataset import dataset_summary
 

@@ -120,6 +120,7 @@ class TrainConfig:
     beta1: float = 0.0
     beta2: float = 0.9
     losses: LossWeights = field(default_factory=LossWeights)
+    damsm_gamma1: float = 5.0            # gamma1 of the G-stage DAMSM term (SSA-GAN keeps config.py's 5.0)
     f2f_tau: float = 0.5
     f2r_tau: float = 0.5
     f2f_pairing: str = "duplicate"       # duplicate (B images, 2B fakes, reference) | split (B/2 x 2 captions)

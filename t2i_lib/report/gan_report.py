@@ -1,0 +1,47 @@
+"""Figures for notebook 02: GAN loss curves from ``stats.jsonl`` and the sample grid with its captions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from . import figures
+
+_GROUPS = (("discriminator", ("d_total", "d_real", "d_fake", "d_mis", "d_magp")),
+           ("generator", ("g_total", "g_adv")),
+           ("encoder terms", ("g_damsm", "g_f2f", "g_f2r")))
+
+
+def read_stats(path: str | Path) -> list[dict]:
+    return [json.loads(l) for l in Path(path).read_text().splitlines() if l.strip()]
+
+
+def loss_curves(stats: list[dict], title: str = ""):
+    """Three panels: D terms, G terms, DAMSM/contrastive terms (unweighted values) against the step."""
+    plt = figures._plt()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.3))
+    steps = [r["step"] for r in stats]
+    for ax, (name, keys) in zip(axes, _GROUPS):
+        for k in keys:
+            if any(k in r for r in stats):
+                ax.plot(steps, [r.get(k, float("nan")) for r in stats], label=k, lw=1.2)
+        ax.set_title(name)
+        ax.set_xlabel("step")
+        if ax.lines:
+            ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def publish_samples(summary: dict, dest: str | Path) -> Path:
+    """Copy a run's final sample grid to ``dest`` (e.g. ``results/<profile>/figures/``) and return the path."""
+    from ..utils.io import atomic_write_bytes
+
+    return atomic_write_bytes(dest, Path(summary["sample_grid"]).read_bytes())
+
+
+def sample_captions(summary: dict) -> list[str]:
+    """The captions of the sample grid, in row-major order."""
+    return json.loads((Path(summary["sample_grid"]).parent / "captions.json").read_text())

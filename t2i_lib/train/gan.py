@@ -1,0 +1,438 @@
+"""GAN training: one step function per model family, one loop shared by all (REFERENCE.md §3-§5).
+
+The loss variant is data: ``cfg.train.losses = {damsm, f2f, f2r}`` weights multiply named terms; the step never
+branches on a variant's name (a zero weight switches a term off and skips its computation).
+
+Caption sets and pairing (fake-to-fake):
+- without f2f: one caption per image, B images, B fakes;
+- ``f2f_pairing="duplicate"`` (reference): B images x two *different* captions -> 2B fakes per step;
+- ``f2f_pairing="split"``: B/2 images x two captions -> B fakes per step (the baseline's cost).
+Both caption sets come in dataset order (the text encoder packs unsorted batches), so fake 1 of item i pairs with
+fake 2 of item i and with real image i without un-permuting.  Noise: ``f2f_shared_noise="per_image"`` gives both
+captions of an image the same z; ``"per_position"`` reproduces the reference, where noise row k goes with the
+k-th caption of each *length-sorted* set (so the two fakes of one image usually get different z).
+
+Loss terms per step (summed over caption sets k, as the reference sums its adversarial and DAMSM terms):
+    D:  hinge(real, fake_k, mismatched) [+ MA-GP on (real, s_k)]             (SSA-GAN)
+    G:  adv(fake_k) + w_damsm * DAMSM(fake_k, caption_k)
+        + w_f2f * NT-Xent(code(fake_1), code(fake_2), tau_f2f)
+        + w_f2r * NT-Xent(code(fake_k), code(real), tau_f2r)     (fake-to-real: each set's fakes vs their reals)
+The DAMSM image encoder runs once per step over every image that needs features (fakes of all sets, plus the
+real images when f2r is on).  Frozen encoders are in eval mode with ``requires_grad=False``; gradients flow through
+them into G.
+
+The loop: epochs or ``max_steps``; noise drawn from a generator seeded by (seed, step), sampling order by
+(seed, epoch), so a resumed run continues exactly; EMA of G optional; fixed-noise sample grids every
+``sample_every`` steps; ``stats.jsonl`` every ``log_every`` steps; atomic checkpoints every ``ckpt_every`` steps
+and at the end; non-finite losses stop training naming the term and step (or are skipped and counted with
+``train.skip_nonfinite``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import __version__, paths
+from ..config import Config, save_config
+from ..utils.io import read_json, write_json
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term became NaN/inf; the message names the term and the step."""
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Context shared by the step functions
+# ------------------------------------------------------------------------------------------------------------
+@dataclass
+class GanContext:
+    cfg: Config
+    device: torch.device
+    text_enc: nn.Module
+    image_enc: nn.Module
+    G: nn.Module
+    D: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    G_ema: nn.Module | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def caption_sets(batch: dict, device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    sets = [(batch["caption"].to(device), batch["cap_len"].to(device))]
+    if "caption2" in batch:
+        sets.append((batch["caption2"].to(device), batch["cap_len2"].to(device)))
+    return sets
+
+
+def noise_for_sets(cfg: Config, n: int, z_dim: int, step: int, sets, device) -> list[torch.Tensor]:
+    """One z per image (seeded by run seed and step), shared by its captions, or the reference's per-position."""
+    g = torch.Generator().manual_seed(int(cfg.run.seed) * 1_000_003 + int(step))
+    z = torch.randn(n, z_dim, generator=g).to(device)
+    if len(sets) == 1 or cfg.train.f2f_shared_noise == "per_image":
+        return [z] * len(sets)
+    from ..data.text import sort_by_length
+
+    out = []
+    for _, lens in sets:
+        _, inverse = sort_by_length(lens.cpu())
+        out.append(z[inverse.to(device)])  # item i sits at sorted position inverse[i] and gets that noise row
+    return out
+
+
+def encoder_terms(ctx: GanContext, fakes: list[torch.Tensor], real: torch.Tensor, sets_emb: list,
+                  class_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+    """DAMSM, fake-to-fake and fake-to-real terms of the G loss, from one image-encoder pass."""
+    from ..losses.contrastive import fake_to_fake, fake_to_real
+    from ..losses.damsm import damsm_loss
+
+    t, dm = ctx.cfg.train, ctx.cfg.damsm
+    w = t.losses
+    out: dict[str, torch.Tensor] = {}
+    need_real = w.f2r > 0
+    if w.damsm <= 0 and w.f2f <= 0 and w.f2r <= 0:
+        return out
+    batch = torch.cat(fakes + ([real] if need_real else []), dim=0)
+    region, code = ctx.image_enc(batch)
+    n = fakes[0].shape[0]
+    codes = [code[k * n:(k + 1) * n] for k in range(len(fakes))]
+    if w.damsm > 0:
+        dl = 0.0
+        for k, (words, sent, lens) in enumerate(sets_emb):
+            terms = damsm_loss(region[k * n:(k + 1) * n], codes[k], words, sent, lens, class_ids,
+                               t.damsm_gamma1, dm.gamma2, dm.gamma3, dm.paper_gamma2_factor)
+            dl = dl + terms["total"]
+        out["g_damsm"] = dl
+    if w.f2f > 0 and len(codes) == 2:
+        out["g_f2f"] = fake_to_fake(codes[0], codes[1], t.f2f_tau)
+    if need_real:
+        real_code = code[len(fakes) * n:]
+        out["g_f2r"] = sum(fake_to_real(c, real_code, t.f2r_tau) for c in codes)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------------
+# SSA-GAN family
+# ------------------------------------------------------------------------------------------------------------
+def ssagan_build(cfg: Config) -> tuple[dict[str, nn.Module], dict[str, dict]]:
+    from ..models.ssagan import Discriminator, Generator
+
+    m = cfg.model
+    gk = {"image_size": cfg.data.image_size, "ngf": m.ngf, "z_dim": m.z_dim, "cond_dim": cfg.damsm.embedding_dim}
+    dk = {"image_size": cfg.data.image_size, "ndf": m.ndf, "cond_dim": cfg.damsm.embedding_dim}
+    return {"G": Generator(**gk), "D": Discriminator(**dk)}, {"G": gk, "D": dk}
+
+
+def ssagan_generate(G, z, sent, words=None, word_mask=None):
+    return G(z, sent)
+
+
+def ssagan_step(ctx: GanContext, batch: dict, step: int) -> dict[str, torch.Tensor]:
+    """One SSA-GAN iteration: D hinge step, MA-GP step, G step (REFERENCE.md §4.3, §3.6)."""
+    from ..losses.adversarial import hinge_d, hinge_g, ma_gp
+
+    cfg, dev, G, D = ctx.cfg, ctx.device, ctx.G, ctx.D
+    t = cfg.train
+    real = batch["images"][-1].to(dev, non_blocking=True)
+    class_ids = batch["class_id"].to(dev)
+    sets = caption_sets(batch, dev)
+    with torch.no_grad():
+        sets_emb = [(*ctx.text_enc(c, l), l) for c, l in sets]  # (words, sent, lens)
+    zs = noise_for_sets(cfg, real.shape[0], cfg.model.z_dim, step, sets, dev)
+    fakes = [G(z, s) for z, (_, s, _) in zip(zs, sets_emb)]
+
+    # --- D: hinge with mismatched captions, then MA-GP -----------------------------------------------------
+    logits = lambda x, s: D.cond_logits(D(x), s)  # noqa: E731
+    real_feat = D(real)
+    d_terms: dict[str, torch.Tensor] = {}
+    d_loss = 0.0
+    for (_, s, _), fake in zip(sets_emb, fakes):
+        mis = D.cond_logits(real_feat[:-1], s[1:]) if real.shape[0] > 1 else None
+        terms = hinge_d(D.cond_logits(real_feat, s), logits(fake.detach(), s), mis)
+        d_loss = d_loss + terms["d_adv"]
+        for k, v in terms.items():
+            d_terms[k] = d_terms.get(k, 0.0) + v.detach()
+    ctx.opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    ctx.opt_d.step()
+    gp = torch.zeros((), device=dev)
+    if t.magp_weight > 0:
+        gp = sum(ma_gp(logits, real, s, t.magp_weight, t.magp_power) for _, s, _ in sets_emb)
+        ctx.opt_d.zero_grad(set_to_none=True)
+        gp.backward()
+        ctx.opt_d.step()
+
+    # --- G: adversarial + DAMSM + contrastive ------------------------------------------------------------
+    D.requires_grad_(False)  # no D gradients during the G step
+    g_adv = sum(hinge_g(logits(f, s)) for f, (_, s, _) in zip(fakes, sets_emb))
+    enc = encoder_terms(ctx, fakes, real, sets_emb, class_ids)
+    w = t.losses
+    g_total = g_adv + w.damsm * enc.get("g_damsm", 0.0) + w.f2f * enc.get("g_f2f", 0.0) \
+        + w.f2r * enc.get("g_f2r", 0.0)
+    ctx.opt_g.zero_grad(set_to_none=True)
+    g_total.backward()
+    ctx.opt_g.step()
+    D.requires_grad_(True)
+    out = {**d_terms, "d_total": d_loss.detach(), "d_magp": gp.detach(), "g_adv": g_adv.detach(),
+           "g_total": g_total.detach()}
+    out.update({k: v.detach() for k, v in enc.items()})
+    return out
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    build: Callable[[Config], tuple[dict[str, nn.Module], dict[str, dict]]]
+    step: Callable[[GanContext, dict, int], dict[str, torch.Tensor]]
+    generate: Callable  # (G, z, sent, words, word_mask) -> final-resolution images
+    betas: Callable[[Config], tuple[float, float]] = lambda cfg: (cfg.train.beta1, cfg.train.beta2)
+
+
+FAMILIES: dict[str, Family] = {"ssagan": Family("ssagan", ssagan_build, ssagan_step, ssagan_generate)}
+
+
+def get_family(name: str) -> Family:
+    if name not in FAMILIES:
+        raise NotImplementedError(f"model family {name!r} is not implemented yet (available: {sorted(FAMILIES)})")
+    return FAMILIES[name]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Sampling order
+# ------------------------------------------------------------------------------------------------------------
+class EpochSampler(torch.utils.data.Sampler):
+    """A permutation of range(n) seeded by (seed, epoch), starting at ``start`` (for an exact mid-epoch resume)."""
+
+    def __init__(self, n: int, seed: int, epoch: int, start: int = 0):
+        self.n, self.seed, self.epoch, self.start = n, seed, epoch, start
+
+    def __iter__(self):
+        perm = np.random.default_rng([self.seed, self.epoch, 17]).permutation(self.n)
+        return iter(perm[self.start:].tolist())
+
+    def __len__(self):
+        return self.n - self.start
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The shared loop
+# ------------------------------------------------------------------------------------------------------------
+def run_dir_for(cfg: Config) -> Path:
+    return paths.profile_dir(cfg.profile, cfg.run.results_dir) / "runs" / cfg.run_id
+
+
+def images_per_loader_batch(cfg: Config) -> int:
+    t = cfg.train
+    if t.losses.f2f > 0 and t.f2f_pairing == "split":
+        return t.batch_size // 2
+    return t.batch_size
+
+
+def sample_grid(G, generate, text_enc, fixed: dict, device, path: Path, nrow: int = 8) -> Path:
+    """Images from the fixed captions and fixed noise, saved as one PNG grid (G in eval mode)."""
+    import torchvision
+
+    from ..utils.io import atomic_write_bytes
+
+    was = G.training
+    G.eval()
+    with torch.no_grad():
+        words, sent = text_enc(fixed["caption"].to(device), fixed["cap_len"].to(device))
+        imgs = generate(G, fixed["z"].to(device), sent, words, None)
+    G.train(was)
+    grid = torchvision.utils.make_grid(imgs.float().cpu().clamp(-1, 1), nrow=nrow, normalize=True,
+                                       value_range=(-1, 1), padding=2)
+    from PIL import Image
+    import io
+
+    arr = grid.mul(255).round().byte().permute(1, 2, 0).numpy()
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def fixed_samples(test_ds, n: int, z_dim: int, seed: int) -> dict:
+    """The first ``n`` test items with caption 0 (truncated) and noise seeded by ``seed``: the sample grid."""
+    from ..data.text import fixed_length
+
+    n = min(n, len(test_ds))
+    caps, lens, texts = [], [], []
+    for i in range(n):
+        rec = test_ds.records[i]
+        ids, k = fixed_length(rec["tokens"][0], test_ds.max_words, "truncate")
+        caps.append(torch.from_numpy(ids))
+        lens.append(k)
+        texts.append(rec["captions"][0])
+    z = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))
+    return {"caption": torch.stack(caps), "cap_len": torch.tensor(lens), "z": z, "texts": texts}
+
+
+def train_gan(cfg: Config, device, dataset_root: str | Path, force: bool = False, resume: bool = True,
+              progress: bool | str = "auto") -> dict[str, Any]:
+    """Train the GAN of ``cfg`` on ``dataset_root``; returns (and writes) ``summary.json``.
+
+    Needs the profile's DAMSM (``t2i_lib.train.damsm.encoder_path(cfg)``).  A finished run with the same config
+    is reused unless ``force``; an interrupted one resumes from its latest checkpoint when ``resume``.
+    """
+    from ..data.dataset import CaptionDataset
+    from ..utils.logging import progress as bar
+    from ..utils.seed import seed_everything, set_deterministic
+    from . import checkpoint as ck
+    from .damsm import encoder_path, load_encoders
+    from .ema import make_ema, update_ema
+
+    fam = get_family(cfg.model.family)
+    t, d = cfg.train, cfg.data
+    run_dir = run_dir_for(cfg)
+    if force and run_dir.exists():
+        shutil.rmtree(run_dir)
+    save_config(cfg, run_dir)
+    summary_path = run_dir / "summary.json"
+    if summary_path.exists() and not force:
+        log.info("reusing GAN run %s (hash %s)", run_dir, cfg.hash[:8])
+        return read_json(summary_path)
+    seed_everything(cfg.run.seed)
+    set_deterministic(cfg.run.deterministic)
+    prog = ("auto" if cfg.run.progress == "auto" else False) if progress == "auto" else progress
+
+    n_caps = 2 if t.losses.f2f > 0 else 1
+    sizes = (d.image_size,)
+    train_ds = CaptionDataset(dataset_root, "train", sizes, n_caps, d.max_words, d.long_caption_mode, cfg.run.seed,
+                              d.random_crop, d.random_flip, d.on_bad_image)
+    test_ds = CaptionDataset(dataset_root, "test", sizes, 1, d.max_words, "truncate", cfg.run.seed)
+    enc_path = encoder_path(cfg)
+    text_enc, image_enc, enc_meta = load_encoders(enc_path, device, vocab_hash=train_ds.vocab.hash)
+
+    modules, model_kwargs = fam.build(cfg)
+    G, D = modules["G"].to(device), modules["D"].to(device)
+    betas = fam.betas(cfg)
+    opt_g = torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=betas)
+    opt_d = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=betas)
+    G_ema = make_ema(G) if t.ema else None
+    ctx = GanContext(cfg, device, text_enc, image_enc, G, D, opt_g, opt_d, G_ema)
+
+    bs = images_per_loader_batch(cfg)
+    if len(train_ds) < bs:
+        raise ValueError(f"train.batch_size needs {bs} images per batch but the train split has {len(train_ds)}")
+    steps_per_epoch = len(train_ds) // bs
+    total_steps = t.max_steps if t.max_steps > 0 else t.epochs * steps_per_epoch
+    ckpt_dir = run_dir / "checkpoints"
+    step, skipped = 0, 0
+    latest = ck.load_latest(ckpt_dir, expect={"kind": "gan", "config_hash": cfg.hash}) if resume else None
+    if latest is not None:
+        G.load_state_dict(latest["state"]["G"])
+        D.load_state_dict(latest["state"]["D"])
+        opt_g.load_state_dict(latest["optim"]["G"])
+        opt_d.load_state_dict(latest["optim"]["D"])
+        if G_ema is not None:
+            G_ema.load_state_dict(latest["state"]["G_ema"])
+        ck.set_rng_state(latest["rng"])
+        step, skipped = latest["step"], latest.get("skipped_steps", 0)
+        log.info("resuming %s from step %d", cfg.run_id, step)
+    stats_path = run_dir / "stats.jsonl"
+    if step == 0 and stats_path.exists():
+        stats_path.unlink()
+    elif stats_path.exists():  # drop records written after the checkpoint we resume from
+        keep = [l for l in stats_path.read_text().splitlines() if l and json.loads(l)["step"] <= step]
+        stats_path.write_text("".join(k + "\n" for k in keep))
+    fixed = fixed_samples(test_ds, 16, cfg.model.z_dim, cfg.eval.eval_seed)
+    write_json(run_dir / "samples" / "captions.json", fixed["texts"])
+
+    def payload():
+        state = {"G": G.state_dict(), "D": D.state_dict()}
+        if G_ema is not None:
+            state["G_ema"] = G_ema.state_dict()
+        return {"kind": "gan", "family": cfg.model.family, "config": cfg.to_dict(), "config_hash": cfg.hash,
+                "model_kwargs": model_kwargs, "state": state,
+                "optim": {"G": opt_g.state_dict(), "D": opt_d.state_dict()}, "rng": ck.rng_state(),
+                "vocab_hash": train_ds.vocab.hash, "damsm": enc_meta, "skipped_steps": skipped}
+
+    sums: dict[str, torch.Tensor] = {}
+    n_in_tick, t_tick, t0 = 0, time.time(), time.time()
+    pbar = bar(range(step, total_steps), enabled=prog, desc=cfg.run_id, initial=step, total=total_steps)
+    it = iter(pbar) if not isinstance(pbar, range) else iter(pbar)
+    loader_iter, cur_epoch = None, -1
+    G.train()
+    D.train()
+    while step < total_steps:
+        epoch, pos = divmod(step, steps_per_epoch)
+        if epoch != cur_epoch:
+            train_ds.set_epoch(epoch)
+            sampler = EpochSampler(len(train_ds), cfg.run.seed, epoch, start=pos * bs)
+            loader = torch.utils.data.DataLoader(train_ds, batch_size=bs, sampler=sampler, drop_last=True,
+                                                 num_workers=d.num_workers, pin_memory=device.type == "cuda")
+            loader_iter, cur_epoch = iter(loader), epoch
+        batch = next(loader_iter)
+        terms = fam.step(ctx, batch, step)
+        bad = [k for k, v in terms.items() if not torch.isfinite(v).all()]
+        if bad:
+            msg = f"non-finite loss {', '.join(bad)} at step {step} of {cfg.run_id}"
+            if not t.skip_nonfinite:
+                raise NonFiniteLossError(msg + " (last good checkpoint kept; set train.skip_nonfinite to skip)")
+            skipped += 1
+            log.warning("%s: skipped (%d so far)", msg, skipped)
+        else:
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v
+            n_in_tick += 1
+        if G_ema is not None:
+            update_ema(G_ema, G, t.ema_decay)
+        step += 1
+        next(it, None)
+        if step % t.log_every == 0 or step == total_steps:
+            rec = {"step": step, "epoch": epoch, "seconds": time.time() - t_tick, "skipped_steps": skipped,
+                   **{k: float(v) / max(n_in_tick, 1) for k, v in sums.items()}}
+            with open(stats_path, "a") as fh:
+                fh.write(json.dumps(rec, sort_keys=True) + "\n")
+            sums, n_in_tick, t_tick = {}, 0, time.time()
+            if hasattr(pbar, "set_postfix"):
+                pbar.set_postfix(d=f"{rec.get('d_total', 0):.3f}", g=f"{rec.get('g_total', 0):.3f}")
+        if step % t.sample_every == 0 or step == total_steps:
+            sample_grid(G_ema if G_ema is not None else G, fam.generate, text_enc, fixed, device,
+                        run_dir / "samples" / f"fakes_{step:06d}.png")
+        if step % t.ckpt_every == 0 or step == total_steps:
+            ck.save(ckpt_dir, step, payload(), keep_last=3)
+    if hasattr(pbar, "close"):
+        pbar.close()
+
+    history = [json.loads(l) for l in stats_path.read_text().splitlines() if l] if stats_path.exists() else []
+    final_grid = run_dir / "samples" / f"fakes_{total_steps:06d}.png"
+    summary = {"run_id": cfg.run_id, "config_hash": cfg.hash, "lib_version": __version__, "seed": cfg.run.seed,
+               "family": cfg.model.family, "losses": t.losses.as_dict(), "f2f_pairing": t.f2f_pairing,
+               "f2f_shared_noise": t.f2f_shared_noise, "steps": total_steps, "steps_per_epoch": steps_per_epoch,
+               "images_per_step": bs * n_caps, "skipped_steps": skipped, "damsm": enc_meta,
+               "dataset": str(dataset_root), "device": str(device), "wall_seconds": time.time() - t0,
+               "final": history[-1] if history else {}, "checkpoint": str(ckpt_dir / f"ckpt_{total_steps:06d}.pt"),
+               "sample_grid": str(final_grid), "stats": str(stats_path), "summary_file": str(summary_path)}
+    write_json(summary_path, summary)
+    return summary
+
+
+def load_generator(path: str | Path, device, use_ema: bool = True) -> tuple[nn.Module, dict]:
+    """The generator (EMA weights when present and ``use_ema``) of a GAN checkpoint, in eval mode."""
+    from . import checkpoint as ck
+
+    c = ck.load(path, expect={"kind": "gan"})
+    fam = get_family(c["family"])
+    from ..config import from_dict
+
+    cfg = from_dict(c["config"])
+    modules, _ = fam.build(cfg)
+    G = modules["G"]
+    key = "G_ema" if use_ema and "G_ema" in c["state"] else "G"
+    G.load_state_dict(c["state"][key])
+    G.to(device).eval()
+    return G, {"config": cfg, "weights": key, "step": c["step"], "family": c["family"]}
