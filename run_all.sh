@@ -46,8 +46,9 @@ START=$(date +%s)
   "$PY" -c "import torch, platform; print('torch:', torch.__version__); print('cuda:', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else ''); print('cpu:', platform.processor() or platform.machine())"
 } > "$OUT/env/run.txt"
 
-# 2. Notebooks, in order.  02_train_gan (when present) runs once per model family x loss variant.
-NOTEBOOKS=(00_prepare_data 01_pretrain_damsm)
+# 2. Notebooks, in order.  02_train_gan runs once per model family x loss variant.
+NOTEBOOKS=(00_prepare_data 01_pretrain_damsm 02_train_gan)
+GAN_EXPERIMENTS=(ssagan_baseline ssagan_f2r ssagan_f2f ssagan_both)
 run_nb() {  # name output-stem [extra papermill args...]
   local nb="$1" stem="$2"; shift 2
   echo "[run_all] ${stem}" >&2
@@ -63,7 +64,11 @@ run_nb() {  # name output-stem [extra papermill args...]
 }
 for nb in "${NOTEBOOKS[@]}"; do
   [[ -n "$ONLY" && "$nb" != "$ONLY"* ]] && continue
-  run_nb "$nb" "$nb"
+  if [[ "$nb" == 02_train_gan ]]; then
+    for exp in "${GAN_EXPERIMENTS[@]}"; do run_nb "$nb" "${nb}-${exp}" -p EXPERIMENT "$exp"; done
+  else
+    run_nb "$nb" "$nb"
+  fi
 done
 
 echo "[run_all] profile '$PROFILE' done in $(( $(date +%s) - START )) s; reports: $OUT/reports/" >&2

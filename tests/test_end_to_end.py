@@ -79,6 +79,12 @@ def test_run_all_smoke(tmp_path):
     assert 0.0 <= m["r_precision"] <= 1.0 and m["protocol"]["n_candidates"] == 10
     for fig in ("01_damsm_curves.png", "01_word_attention.png"):
         assert (out / "figures" / fig).stat().st_size > 5000
+    # 02: one GAN run per SSA-GAN loss variant
+    for variant in ("baseline", "f2r", "f2f", "both"):
+        assert (out / "reports" / f"02_train_gan-ssagan_{variant}.html").stat().st_size > 50_000
+        assert (out / "figures" / f"02_ssagan_{variant}_samples.png").is_file()
+    summaries = [json.loads(p.read_text()) for p in (out / "runs").glob("ssagan_*/summary.json")]
+    assert sorted(s["losses"]["f2f"] > 0 for s in summaries) == [False, False, True, True]
     # no executed notebook written back into notebooks/
     nb = json.loads((ROOT / "notebooks" / "00_prepare_data.ipynb").read_text())
     assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")

@@ -1,0 +1,156 @@
+"""The shared GAN trainer with SSA-GAN: loss variants as data, pairing, gradients, artefacts, resume."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from t2i_lib import config as C
+from t2i_lib.train import checkpoint as ck
+from t2i_lib.train import gan
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A tiny synthetic dataset and a tiny DAMSM (one short epoch), shared by the tests of this module."""
+    from t2i_lib.data.prepare import ensure_dataset
+    from t2i_lib.train.damsm import damsm_config_for, pretrain_damsm
+
+    res = tmp_path_factory.mktemp("gan")
+    base = {"run.results_dir": str(res), "data.n_images": 80, "damsm.epochs": 1, "damsm.batch_size": 8,
+            "damsm.small_width": 8, "damsm.embedding_dim": 32, "model.ngf": 4, "model.ndf": 4, "model.z_dim": 8,
+            "train.batch_size": 4, "train.max_steps": 2, "train.log_every": 1, "train.sample_every": 2,
+            "train.ckpt_every": 2}
+    cfg = C.resolve("ssagan_baseline", "smoke", base)
+    root = ensure_dataset(cfg)
+    pretrain_damsm(damsm_config_for(cfg), torch.device("cpu"), root, max_batches=2)
+    return base, root
+
+
+def _cfg(setup, exp="ssagan_baseline", **over):
+    base, _ = setup
+    return C.resolve(exp, "smoke", {**base, **over})
+
+
+@pytest.mark.parametrize("variant", ["baseline", "f2r", "f2f", "both"])
+def test_each_variant_trains_and_writes_artefacts(setup, variant):
+    cfg = _cfg(setup, f"ssagan_{variant}")
+    s = gan.train_gan(cfg, torch.device("cpu"), setup[1])
+    run = gan.run_dir_for(cfg)
+    stats = [json.loads(l) for l in (run / "stats.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in stats] == [1, 2]
+    want = {"baseline": set(), "f2r": {"g_f2r"}, "f2f": {"g_f2f"}, "both": {"g_f2f", "g_f2r"}}[variant]
+    got = {k for k in stats[-1] if k in ("g_f2f", "g_f2r")}
+    assert got == want
+    assert all(math.isfinite(v) for r in stats for k, v in r.items() if isinstance(v, float))
+    assert (run / "samples" / "fakes_000002.png").stat().st_size > 500
+    assert (run / "checkpoints" / "ckpt_000002.pt").is_file() and (run / "summary.json").is_file()
+    assert s["images_per_step"] == (8 if variant in ("f2f", "both") else 4)  # duplicate pairing: 2B fakes
+    c = ck.load(s["checkpoint"], expect={"kind": "gan", "family": "ssagan", "config_hash": cfg.hash})
+    assert set(c["state"]) == {"G", "D"} and set(c["optim"]) == {"G", "D"}
+    G, meta = gan.load_generator(s["checkpoint"], "cpu")
+    assert meta["weights"] == "G" and not G.training
+
+
+def test_split_pairing_generates_batch_size_fakes_paired_by_image(setup, monkeypatch):
+    cfg = _cfg(setup, "ssagan_f2f", **{"train.f2f_pairing": "split", "train.max_steps": 1})
+    assert gan.images_per_loader_batch(cfg) == 2
+    seen = []
+    real_terms = gan.encoder_terms
+
+    def spy(ctx, fakes, real, sets_emb, class_ids):
+        seen.append(([f.shape[0] for f in fakes], real.shape[0], [s[1].shape[0] for s in sets_emb]))
+        return real_terms(ctx, fakes, real, sets_emb, class_ids)
+
+    monkeypatch.setattr(gan, "encoder_terms", spy)
+    s = gan.train_gan(cfg, torch.device("cpu"), setup[1], force=True)
+    assert seen == [([2, 2], 2, [2, 2])]  # B/2 images x 2 captions = B fakes, pair k of set 1 <-> k of set 2
+    assert s["images_per_step"] == 4
+
+
+def test_noise_sharing_per_image_and_reference_per_position():
+    cfg = C.resolve("ssagan_f2f", "smoke")
+    lens1, lens2 = torch.tensor([3, 9, 5]), torch.tensor([9, 3, 5])
+    sets = [(None, lens1), (None, lens2)]
+    z1, z2 = gan.noise_for_sets(cfg, 3, 4, step=0, sets=sets, device="cpu")
+    assert torch.equal(z1, z2)  # per image: both captions of an image share z
+    cfg_ref = C.resolve("ssagan_f2f", "smoke", {"train.f2f_shared_noise": "per_position"})
+    r1, r2 = gan.noise_for_sets(cfg_ref, 3, 4, step=0, sets=sets, device="cpu")
+    # reference: noise row k goes with the k-th caption of each length-sorted set
+    assert torch.equal(r1[1], z1[0]) and torch.equal(r1[2], z1[1]) and torch.equal(r1[0], z1[2])
+    assert torch.equal(r2[0], z1[0]) and torch.equal(r2[2], z1[1]) and torch.equal(r2[1], z1[2])
+    assert not torch.equal(gan.noise_for_sets(cfg, 3, 4, 1, sets, "cpu")[0], z1)  # new noise each step
+
+
+def test_contrastive_gradients_reach_G_not_frozen_encoders(setup):
+    from t2i_lib.data.dataset import CaptionDataset
+    from t2i_lib.train.damsm import encoder_path, load_encoders
+
+    cfg = _cfg(setup, "ssagan_both", **{"train.losses.damsm": 0.0})
+    ds = CaptionDataset(setup[1], "train", (64,), 2)
+    te, ie, _ = load_encoders(encoder_path(cfg), "cpu")
+    modules, _ = gan.ssagan_build(cfg)
+    G = modules["G"]
+    with torch.no_grad():  # open the residual gates so the sentence matters
+        for b in G.blocks:
+            b.gamma.fill_(0.5)
+    ctx = gan.GanContext(cfg, torch.device("cpu"), te, ie, G, modules["D"], None, None)
+    batch = torch.utils.data.default_collate([ds[i] for i in range(4)])
+    sets = gan.caption_sets(batch, "cpu")
+    emb = [(*te(c, l), l) for c, l in sets]
+    z = torch.randn(4, cfg.model.z_dim)
+    fakes = [G(z, s) for _, s, _ in emb]
+    terms = gan.encoder_terms(ctx, fakes, batch["images"][-1], emb, batch["class_id"])
+    assert set(terms) == {"g_f2f", "g_f2r"}
+    (terms["g_f2f"] + terms["g_f2r"]).backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in G.parameters())
+    assert all(p.grad is None for p in list(te.parameters()) + list(ie.parameters()))
+
+
+def test_fake_to_fake_minimum_for_identical_pairs():
+    from t2i_lib.losses.contrastive import fake_to_fake
+
+    n, tau = 4, 0.5
+    e = torch.eye(8)[:n]
+    want = -math.log(math.exp(1 / tau) / (math.exp(1 / tau) + 2 * n - 2))
+    assert fake_to_fake(e, e.clone(), tau).item() == pytest.approx(want, rel=1e-6)
+
+
+def test_resume_continues_from_saved_step_bitwise(setup):
+    cfg = _cfg(setup, "ssagan_both", **{"train.max_steps": 4, "train.ckpt_every": 2})
+    full = gan.train_gan(cfg, torch.device("cpu"), setup[1], force=True)
+    run = gan.run_dir_for(cfg)
+    want = ck.load(run / "checkpoints" / "ckpt_000004.pt")
+    stats_full = (run / "stats.jsonl").read_text()
+    (run / "checkpoints" / "ckpt_000004.pt").unlink()
+    (run / "summary.json").unlink()
+    resumed = gan.train_gan(cfg, torch.device("cpu"), setup[1])
+    got = ck.load(run / "checkpoints" / "ckpt_000004.pt")
+    for part in ("G", "D"):
+        for k, v in want["state"][part].items():
+            assert torch.equal(v, got["state"][part][k]), (part, k)
+    assert (run / "stats.jsonl").read_text() .count("\n") == stats_full.count("\n") == 4
+    assert [json.loads(l)["g_total"] for l in (run / "stats.jsonl").read_text().splitlines()] == \
+        [json.loads(l)["g_total"] for l in stats_full.splitlines()]
+    assert resumed["steps"] == full["steps"] == 4
+
+
+def test_nonfinite_loss_stops_with_term_and_step_or_is_skipped(setup, monkeypatch):
+    cfg = _cfg(setup, "ssagan_baseline", **{"train.max_steps": 3, "train.ckpt_every": 1})
+    real_step = gan.FAMILIES["ssagan"].step
+
+    def bad_step(ctx, batch, step):
+        out = real_step(ctx, batch, step)
+        if step == 1:
+            out["g_damsm"] = torch.tensor(float("nan"))
+        return out
+
+    monkeypatch.setitem(gan.FAMILIES, "ssagan", gan.Family("ssagan", gan.ssagan_build, bad_step, gan.ssagan_generate))
+    with pytest.raises(gan.NonFiniteLossError, match="g_damsm at step 1"):
+        gan.train_gan(cfg, torch.device("cpu"), setup[1], force=True)
+    run = gan.run_dir_for(cfg)
+    assert ck.load_latest(run / "checkpoints")["step"] == 1  # the last good checkpoint is intact
+    cfg2 = _cfg(setup, "ssagan_baseline", **{"train.max_steps": 3, "train.skip_nonfinite": True})
+    s = gan.train_gan(cfg2, torch.device("cpu"), setup[1], force=True)
+    assert s["skipped_steps"] == 1 and s["steps"] == 3
