@@ -7,6 +7,8 @@ Commands:
   summary DIR                                                          statistics of a canonical dataset
   pretrain-damsm [--experiment damsm|damsm_cl] [--profile P] [--seed S] [--device D] [--set key=value ...]
                  [--force] [--no-resume]                               DAMSM pretraining (resumes by default)
+  train-gan EXPERIMENT [--profile P] [--seed S] [--device D] [--set key=value ...] [--force] [--no-resume]
+                                                                       GAN training (pretrains DAMSM if missing)
 
 Bad input and bad settings print one ``error:`` line naming the file/key and exit with status 2.
 """
@@ -62,6 +64,15 @@ def _parser() -> argparse.ArgumentParser:
     pre.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     pre.add_argument("--force", action="store_true", help="retrain from scratch")
     pre.add_argument("--no-resume", action="store_true", help="do not resume from the latest checkpoint")
+
+    tg = sub.add_parser("train-gan", help="train one GAN experiment (model family x loss variant)")
+    tg.add_argument("experiment")
+    tg.add_argument("--profile", default="smoke")
+    tg.add_argument("--seed", type=int, default=None)
+    tg.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the config's)")
+    tg.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    tg.add_argument("--force", action="store_true", help="retrain from scratch")
+    tg.add_argument("--no-resume", action="store_true")
     return p
 
 
@@ -114,6 +125,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"DAMSM {s['run_id']}: best epoch {s['best_epoch']}, real-image R-precision "
                   f"{100 * rp['r_precision']:.1f} ± {100 * rp['r_precision_std']:.1f} % "
                   f"({rp['n_candidates']} candidates, {rp['n_queries']} queries); {s['best_checkpoint']}")
+        elif args.command == "train-gan":
+            from .config import parse_cli_overrides, resolve
+            from .data.prepare import ensure_dataset
+            from .train.damsm import damsm_config_for, pretrain_damsm
+            from .train.gan import train_gan
+            from .utils.device import resolve_device
+
+            cfg = resolve(args.experiment, args.profile, parse_cli_overrides(args.overrides), seed=args.seed)
+            device = resolve_device(args.device or cfg.run.device)
+            root = ensure_dataset(cfg)
+            pretrain_damsm(damsm_config_for(cfg), device, root)
+            s = train_gan(cfg, device, root, force=args.force, resume=not args.no_resume)
+            print(f"GAN {s['run_id']}: {s['steps']} steps in {s['wall_seconds']:.0f} s on {s['device']}; "
+                  f"samples {s['sample_grid']}")
         elif args.command == "summary":
             from .data.dataset import dataset_summary
 

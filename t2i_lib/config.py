@@ -232,12 +232,13 @@ PROFILES: dict[str, dict] = {
                  "r_precision_folds": 2},
         "run": {"deterministic": True, "device": "cpu"},
     },
-    # Synthetic, long enough to show the losses' effect: about an hour on CPU, minutes on a GPU.
+    # Synthetic, long enough to show the losses' effect: minutes on a GPU (scripts/run_profile_gpu.sh); on 2 CPU cores
+    # SSA-GAN's D at ndf=32 costs about 30 s per step, so a CPU demo takes many hours.
     "demo": {
         "data": {"dataset": "caption-shapes", "n_images": 12000, "image_size": 64},
         "damsm": {"backbone": "small", "small_width": 32, "epochs": 15, "batch_size": 48, "ckpt_every": 5},
         "model": {"ngf": 32, "ndf": 32, "z_dim": 64, "w_dim": 64, "ca_dim": 64, "mapping_layers": 4},
-        "train": {"epochs": 10, "batch_size": 32, "ckpt_every": 500, "sample_every": 250, "log_every": 25},
+        "train": {"epochs": 6, "batch_size": 32, "ckpt_every": 600, "sample_every": 300, "log_every": 25},
         "eval": {"n_samples": 2000, "batch_size": 100, "kid_subset_size": 500},
     },
     # The reproduction: real CUB/COCO, 256 px, paper widths and schedules, GPU(s).
