@@ -146,6 +146,9 @@ class EvalConfig:
     r_precision_folds: int = 10
     r_precision_off_by_one: bool = False  # reference uses 2,999 of each 3,000 fold
     consistency_captions: int = 2        # sibling captions per test image for semantic consistency
+    consistency_images: int = 200        # test images (groups) in the semantic-consistency measurement
+    feature_extractor: str = "inception-v3-compat"  # FID/KID features (torch-fidelity name; t2i-tiny for tests)
+    attribute_epochs: int = 5            # training epochs of the attribute classifier (caption-shapes)
     save_png: bool = False               # write samples as PNG (else stream to the metrics)
 
 
@@ -228,8 +231,8 @@ PROFILES: dict[str, dict] = {
         "model": {"ngf": 8, "ndf": 8, "z_dim": 32, "w_dim": 32, "ca_dim": 32, "mapping_layers": 2, "r_num": 1},
         "train": {"epochs": 1, "max_steps": 6, "batch_size": 8, "ckpt_every": 3, "sample_every": 3,
                   "log_every": 1},
-        "eval": {"n_samples": 64, "batch_size": 32, "kid_subset_size": 32, "r_precision_candidates": 10,
-                 "r_precision_folds": 2},
+        "eval": {"n_samples": 48, "batch_size": 24, "kid_subset_size": 24, "r_precision_candidates": 10,
+                 "r_precision_folds": 2, "consistency_images": 8, "attribute_epochs": 2},
         "run": {"deterministic": True, "device": "cpu"},
     },
     # Synthetic, long enough to show the losses' effect: minutes on a GPU (scripts/run_profile_gpu.sh); on 2 CPU cores

@@ -1,0 +1,180 @@
+"""Evaluate one trained GAN run with one protocol: FID/KID (IS when possible), R-precision, semantic consistency,
+attribute accuracy; write ``results/<profile>/metrics/<run_id>.json``.
+
+Every number is traced: the JSON records the run's config and hash, the library version, the seed, and the
+protocol (sample count, reference split and size, feature extractor and weights hash, DAMSM encoder).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import __version__, paths
+from ..config import Config
+from ..utils.io import canonical_json, read_json, sha256_hex, write_json
+
+log = logging.getLogger(__name__)
+
+
+def metrics_path(cfg: Config) -> Path:
+    return paths.profile_dir(cfg.profile, cfg.run.results_dir) / "metrics" / f"{cfg.run_id}.json"
+
+
+def variant_of(cfg: Config) -> str:
+    w = cfg.train.losses
+    return {(False, False): "baseline", (False, True): "f2r", (True, False): "f2f", (True, True): "both"}[
+        (w.f2f > 0, w.f2r > 0)]
+
+
+def _eval_hash(cfg: Config) -> str:
+    return sha256_hex(canonical_json(cfg.to_dict()["eval"]))[:16]
+
+
+def attribute_classifier(cfg: Config, dataset_root: str | Path, device):
+    """The profile's attribute classifier (trained once per dataset, cached under runs/attrclf-<hash>/)."""
+    from ..data.dataset import read_manifest
+    from ..models.attribute_classifier import AttributeClassifier
+    from .consistency import train_attribute_classifier
+
+    m = read_manifest(dataset_root)
+    key = sha256_hex(canonical_json({"records": m["records"].get("sha256"), "epochs": cfg.eval.attribute_epochs,
+                                     "seed": cfg.eval.eval_seed}))[:8]
+    run = paths.profile_dir(cfg.profile, cfg.run.results_dir) / "runs" / f"attrclf-{key}"
+    if (run / "model.pt").is_file() and (run / "report.json").is_file():
+        rep = read_json(run / "report.json")
+        model = AttributeClassifier(rep["heads"], width=rep["width"], input_size=rep["input_size"])
+        model.load_state_dict(torch.load(run / "model.pt", map_location="cpu", weights_only=True))
+        log.info("reusing attribute classifier %s", run)
+        return model.to(device).eval(), rep
+    model, rep = train_attribute_classifier(dataset_root, device, epochs=cfg.eval.attribute_epochs,
+                                            seed=cfg.eval.eval_seed)
+    import io
+
+    from ..utils.io import atomic_write_bytes
+
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    atomic_write_bytes(run / "model.pt", buf.getvalue())
+    write_json(run / "report.json", rep)
+    return model, rep
+
+
+def evaluate_gan(cfg: Config, device, dataset_root: str | Path, force: bool = False,
+                 progress: bool | str = "auto") -> dict[str, Any]:
+    """Evaluate the finished run of ``cfg``; reuses its metrics JSON when config and eval settings match."""
+    from ..data.dataset import CaptionDataset, read_manifest
+    from ..train.damsm import encoder_path, load_encoders
+    from ..train.gan import get_family, load_generator, run_dir_for
+    from . import fidelity
+    from .consistency import (ATTRIBUTE_ACCURACY, attribute_accuracy, consistency_plan, consistency_scores,
+                              generated_groups)
+    from .r_precision import r_precision, sentence_table
+    from .sampling import eval_plan, generate, to_uint8
+
+    e, d = cfg.eval, cfg.data
+    out_path = metrics_path(cfg)
+    if out_path.exists() and not force:
+        old = read_json(out_path)
+        if old.get("config_hash") == cfg.hash and old.get("eval_hash") == _eval_hash(cfg):
+            log.info("reusing metrics %s", out_path)
+            return old
+    summary_file = run_dir_for(cfg) / "summary.json"
+    if not summary_file.is_file():
+        raise FileNotFoundError(f"{summary_file} not found: train {cfg.run_id} first (notebook 02 / train-gan)")
+    summary = read_json(summary_file)
+    t0 = time.time()
+    prog = ("auto" if cfg.run.progress == "auto" else False) if progress == "auto" else progress
+    fam = get_family(cfg.model.family)
+    G, gmeta = load_generator(summary["checkpoint"], device)
+    test = CaptionDataset(dataset_root, "test", (d.image_size,), 1, d.max_words, "truncate", cfg.run.seed)
+    text_enc, image_enc, enc_meta = load_encoders(encoder_path(cfg), device, vocab_hash=test.vocab.hash)
+
+    # 1. Samples for FID/KID, R-precision and attribute accuracy.
+    items, caps = eval_plan(test, e.n_samples, e.eval_seed)
+    fakes, codes = [], []
+    with torch.no_grad():
+        for imgs in generate(G, fam.generate, text_enc, test, items, caps, cfg.model.z_dim, e.eval_seed, device,
+                             e.batch_size, progress=prog):
+            codes.append(image_enc(imgs.to(device))[1].float().cpu())
+            fakes.append(to_uint8(imgs))
+    fakes_u8, codes_t = torch.cat(fakes), torch.cat(codes)
+
+    # 2. R-precision of generated images.
+    table, offsets = sentence_table(text_enc, test, device, seed=e.eval_seed)
+    folds = max(1, min(e.r_precision_folds, len(items) // 2))
+    rp = r_precision(codes_t, items, caps, table, offsets, test.class_ids, e.r_precision_candidates, folds,
+                     e.eval_seed, e.r_precision_off_by_one)
+
+    # 3. FID / KID (IS when the classifier exists) against the real test split at the training resolution.
+    reals = torch.stack([to_uint8(test.load_and_transform(i)[-1][None])[0] for i in range(len(test))])
+    weights = fidelity.resolve_fid_weights(e.fid_weights) if e.feature_extractor == "inception-v3-compat" else None
+    man = read_manifest(dataset_root)
+    key = fidelity.real_stats_key(f"{man['name']}-{man['records'].get('sha256', '')[:16]}", "test", d.image_size,
+                                  weights["sha256"] if weights else e.feature_extractor)
+    fid = fidelity.compute_fidelity(fakes_u8, reals, weights_spec=weights["path"] if weights else "auto",
+                                    kid_subset_size=e.kid_subset_size, isc=True, device=device,
+                                    batch_size=e.batch_size, cache_key=key, feature_extractor=e.feature_extractor)
+
+    # 4. Semantic consistency: sibling captions vs unrelated captions, same noise per group.
+    plan = consistency_plan(test, e.consistency_images, e.consistency_captions, e.eval_seed)
+
+    def gen_batch(it, cp, z):
+        return torch.cat(list(generate(G, fam.generate, text_enc, test, it, cp, cfg.model.z_dim, e.eval_seed,
+                                       device, batch_size=len(it), noise=z)))
+
+    with torch.no_grad():
+        sib, unrel = generated_groups(gen_batch, plan, cfg.model.z_dim, e.eval_seed)
+        g, k = sib.shape[:2]
+        flat = torch.cat([sib.flatten(0, 1), unrel.flatten(0, 1)])
+        damsm_f = torch.cat([image_enc(flat[i:i + 64].to(device))[1].float().cpu() for i in range(0, len(flat), 64)])
+        inc_f = fidelity.extract_features(to_uint8(flat), feature_extractor=e.feature_extractor,
+                                          weights_path=weights["path"] if weights else None, device=device)
+    cons_damsm = consistency_scores(damsm_f[:g * k].reshape(g, k, -1), damsm_f[g * k:].reshape(g, k, -1))
+    cons_inc = consistency_scores(inc_f[:g * k].reshape(g, k, -1), inc_f[g * k:].reshape(g, k, -1))
+
+    # 5. Attribute accuracy (synthetic data only).
+    attr: dict[str, Any] = {ATTRIBUTE_ACCURACY: None}
+    clf_report = None
+    if test.attribute_schema:
+        clf, clf_report = attribute_classifier(cfg, dataset_root, device)
+        attrs = [test.records[i]["attributes"] for i in items]
+        ments = [test.records[i]["mentions"][c] for i, c in zip(items, caps)]
+        fl = fakes_u8.float().div(127.5).sub(1)
+        parts = [attribute_accuracy(clf, fl[i:i + 256], attrs[i:i + 256], ments[i:i + 256], device)
+                 for i in range(0, len(fl), 256)]
+        n = sum(p["n_checks"] for p in parts)
+        attr = {ATTRIBUTE_ACCURACY: sum(p[ATTRIBUTE_ACCURACY] * p["n_checks"] for p in parts) / max(n, 1),
+                "per_attribute": {a: float(np.mean([p["per_attribute"].get(a, np.nan) for p in parts]))
+                                  for a in test.attribute_schema}, "n_checks": n}
+
+    metrics = {fidelity.FID: fid[fidelity.FID], fidelity.KID_MEAN: fid[fidelity.KID_MEAN],
+               fidelity.KID_STD: fid[fidelity.KID_STD], fidelity.IS_MEAN: fid.get(fidelity.IS_MEAN),
+               fidelity.IS_STD: fid.get(fidelity.IS_STD), "is_unavailable_reason": fid.get("is_unavailable_reason"),
+               "r_precision": rp["r_precision"], "r_precision_std": rp["r_precision_std"],
+               "consistency_gap_damsm": cons_damsm["gap"], "sibling_sim_damsm": cons_damsm["sibling_sim"],
+               "unrelated_sim_damsm": cons_damsm["unrelated_sim"],
+               "consistency_gap_inception": cons_inc["gap"], "sibling_sim_inception": cons_inc["sibling_sim"],
+               "unrelated_sim_inception": cons_inc["unrelated_sim"],
+               "attribute_accuracy": attr[ATTRIBUTE_ACCURACY], "attribute_accuracy_per": attr.get("per_attribute")}
+    protocol = {"n_samples": int(e.n_samples), "reference": f"real test split ({len(test)} images)",
+                "image_size": d.image_size, "noise": f"N(0, I), seed eval_seed + sample index ({e.eval_seed})",
+                "captions": "passes over the test split, one seeded caption per image per pass (truncated)",
+                "fidelity": fid.get("protocol"), "r_precision": {k: rp[k] for k in ("n_candidates", "n_folds",
+                                                                                    "fold_size", "off_by_one")},
+                "damsm_encoder": enc_meta, "generator_weights": gmeta["weights"],
+                "consistency": {"groups": int(g), "captions_per_group": int(k), "noise": "shared within a group"},
+                "attribute_classifier": clf_report}
+    rec = {"run_id": cfg.run_id, "kind": "gan", "experiment": cfg.experiment, "family": cfg.model.family,
+           "variant": variant_of(cfg), "profile": cfg.profile, "dataset": d.dataset, "seed": cfg.run.seed,
+           "config_hash": cfg.hash, "eval_hash": _eval_hash(cfg), "lib_version": __version__,
+           "metrics": metrics, "protocol": protocol, "config": cfg.to_dict(), "train_summary": str(summary_file),
+           "device": str(device), "seconds": time.time() - t0}
+    write_json(out_path, rec)
+    rec["_file"] = str(out_path)
+    return rec

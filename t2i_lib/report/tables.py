@@ -1,0 +1,124 @@
+"""Tables built only from the library's metrics JSON files (``results/<profile>/metrics/*.json``).
+
+``measured_table`` has one row per model family x loss variant (x seed) with FID, KID, IS (or n/a),
+R-precision (mean ± std), the sibling-caption consistency gaps and attribute accuracy, and the provenance of every
+row (profile, dataset, sample count, seed, config hash).  ``published_table`` lists the paper's baselines from
+:mod:`t2i_lib.report.paper_numbers` with source and marks.  Synthetic-data rows are never labelled as CUB/COCO.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Iterable
+
+from ..utils.io import atomic_write_text
+from .paper_numbers import published
+
+VARIANT_ORDER = {"baseline": 0, "f2r": 1, "f2f": 2, "both": 3}
+FAMILY_NAMES = {"ssagan": "SSA-GAN", "style_attngan": "AttnGAN + style blocks", "attngan": "AttnGAN"}
+
+
+def load_metrics(metrics_dir: str | Path, kind: str = "gan") -> list[dict]:
+    out = []
+    for p in sorted(Path(metrics_dir).glob("*.json")):
+        rec = json.loads(p.read_text())
+        if rec.get("kind") == kind:
+            rec["_file"] = str(p)
+            out.append(rec)
+    return out
+
+
+def _fmt(x, digits=2, scale=1.0):
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return f"{x * scale:.{digits}f}"
+
+
+def _pm(m, s, digits=2, scale=1.0):
+    if m is None:
+        return "n/a"
+    return f"{m * scale:.{digits}f} ± {s * scale:.{digits}f}" if s is not None else _fmt(m, digits, scale)
+
+
+def measured_rows(records: Iterable[dict]) -> list[dict]:
+    rows = []
+    for r in records:
+        m = r["metrics"]
+        p = r.get("protocol", {})
+        rows.append({
+            "model": FAMILY_NAMES.get(r["family"], r["family"]),
+            "variant": r["variant"],
+            "FID": _fmt(m.get("fid")),
+            "KID x1000": _pm(m.get("kid_mean"), m.get("kid_std"), 2, 1000.0) if m.get("kid_mean") is not None
+            else "n/a",
+            "IS": _pm(m.get("is_mean"), m.get("is_std")) if m.get("is_mean") is not None
+            else f"n/a ({m.get('is_unavailable_reason', 'unavailable')})"[:60],
+            "R-precision (%)": _pm(m.get("r_precision"), m.get("r_precision_std"), 1, 100.0),
+            "consistency gap (DAMSM)": _fmt(m.get("consistency_gap_damsm"), 3),
+            "consistency gap (Inception)": _fmt(m.get("consistency_gap_inception"), 3),
+            "attribute accuracy (%)": _fmt(m.get("attribute_accuracy"), 1, 100.0),
+            "profile": r["profile"], "dataset": r["dataset"], "samples": p.get("n_samples", "?"),
+            "seed": r["seed"], "config": r["config_hash"][:8],
+            "_order": (r["family"], VARIANT_ORDER.get(r["variant"], 9), r["seed"]),
+        })
+    rows.sort(key=lambda x: x["_order"])
+    for x in rows:
+        x.pop("_order")
+    return rows
+
+
+def published_rows(dataset: str) -> list[dict]:
+    return [{"model": p.model, "IS": _pm(p.is_mean, p.is_std) if p.is_mean is not None else "—",
+             "FID": _fmt(p.fid) if p.fid is not None else "—",
+             "R-precision (%)": _pm(p.r_precision, p.r_precision_std, 2) if p.r_precision is not None else "—",
+             "mark": p.mark or "", "note": p.note, "source": p.source} for p in published(dataset)]
+
+
+def to_markdown(rows: list[dict]) -> str:
+    if not rows:
+        return "_(no rows)_\n"
+    cols = list(rows[0])
+    out = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for r in rows:
+        out.append("| " + " | ".join(str(r[c]).replace("|", "/") for c in cols) + " |")
+    return "\n".join(out) + "\n"
+
+
+def to_csv(rows: list[dict]) -> str:
+    import csv
+    import io
+
+    if not rows:
+        return ""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def write_tables(metrics_dir: str | Path, tables_dir: str | Path) -> dict[str, Path]:
+    """Write ``measured.{csv,md}`` and ``published_{cub,coco}.{csv,md}``; returns the paths."""
+    tables_dir = Path(tables_dir)
+    recs = load_metrics(metrics_dir)
+    rows = measured_rows(recs)
+    datasets = sorted({r["dataset"] for r in recs})
+    header = ("Measured by this project. " + (
+        "Synthetic `caption-shapes` data: these numbers are NOT comparable with CUB/COCO numbers. "
+        if any(d == "caption-shapes" for d in datasets) else "") +
+        "FID/KID: torch-fidelity with the TF-2015 FID Inception weights against the real test split at the "
+        "training resolution; R-precision with this project's DAMSM (1 true + mismatched captions, top-1).\n\n")
+    paths = {}
+    paths["measured_md"] = atomic_write_text(tables_dir / "measured.md", header + to_markdown(rows))
+    paths["measured_csv"] = atomic_write_text(tables_dir / "measured.csv", to_csv(rows))
+    for ds in ("cub", "coco"):
+        pr = published_rows(ds)
+        note = (f"Published {ds.upper()} numbers (256 x 256) from REFERENCE.md §8, with sources; FIDs mix protocols "
+                "(PyTorch-FID vs TF-FID, real sets, sample counts) and are not comparable with each other or with "
+                "ours unless re-measured with one protocol. Marks: unverified = not confirmed in a primary source; "
+                "derived = computed from a relative claim.\n\n")
+        paths[f"published_{ds}_md"] = atomic_write_text(tables_dir / f"published_{ds}.md", note + to_markdown(pr))
+        paths[f"published_{ds}_csv"] = atomic_write_text(tables_dir / f"published_{ds}.csv", to_csv(pr))
+    return paths
