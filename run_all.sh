@@ -47,8 +47,9 @@ START=$(date +%s)
 } > "$OUT/env/run.txt"
 
 # 2. Notebooks, in order.  02_train_gan runs once per model family x loss variant.
-NOTEBOOKS=(00_prepare_data 01_pretrain_damsm 02_train_gan)
+NOTEBOOKS=(00_prepare_data 01_pretrain_damsm 02_train_gan 03_evaluate 04_paper_tables 05_semantic_consistency)
 GAN_EXPERIMENTS=(ssagan_baseline ssagan_f2r ssagan_f2f ssagan_both)
+EXP_YAML="EXPERIMENTS: [$(IFS=,; echo "${GAN_EXPERIMENTS[*]}")]"
 run_nb() {  # name output-stem [extra papermill args...]
   local nb="$1" stem="$2"; shift 2
   echo "[run_all] ${stem}" >&2
@@ -66,6 +67,8 @@ for nb in "${NOTEBOOKS[@]}"; do
   [[ -n "$ONLY" && "$nb" != "$ONLY"* ]] && continue
   if [[ "$nb" == 02_train_gan ]]; then
     for exp in "${GAN_EXPERIMENTS[@]}"; do run_nb "$nb" "${nb}-${exp}" -p EXPERIMENT "$exp"; done
+  elif [[ "$nb" == 03_evaluate || "$nb" == 05_semantic_consistency ]]; then
+    run_nb "$nb" "$nb" -y "$EXP_YAML"
   else
     run_nb "$nb" "$nb"
   fi

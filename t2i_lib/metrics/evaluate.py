@@ -178,3 +178,31 @@ def evaluate_gan(cfg: Config, device, dataset_root: str | Path, force: bool = Fa
     write_json(out_path, rec)
     rec["_file"] = str(out_path)
     return rec
+
+
+def evaluate_many(experiments, profile: str, overrides: dict | None = None, seed: int = 0, device=None,
+                  force: bool = False) -> list[dict]:
+    """Evaluate each experiment's finished run of ``profile`` (one metrics JSON each)."""
+    from ..config import resolve
+    from ..data.prepare import ensure_dataset
+    from ..utils.device import resolve_device
+
+    out = []
+    for exp in experiments:
+        cfg = resolve(exp, profile, overrides or {}, seed=seed)
+        dev = resolve_device(str(device) if device is not None else cfg.run.device)
+        out.append(evaluate_gan(cfg, dev, ensure_dataset(cfg), force=force))
+    return out
+
+
+def summary_rows(records: list[dict]) -> list[dict]:
+    """Compact numeric rows for notebooks: one per evaluated run."""
+    rows = []
+    for r in records:
+        m = r["metrics"]
+        rows.append({"experiment": r["experiment"], "seed": r["seed"], "FID": m["fid"],
+                     "KID": m["kid_mean"], "R-precision": m["r_precision"],
+                     "gap (DAMSM)": m["consistency_gap_damsm"], "gap (Inception)": m["consistency_gap_inception"],
+                     "sibling sim (DAMSM)": m["sibling_sim_damsm"], "attribute acc": m["attribute_accuracy"],
+                     "samples": r["protocol"]["n_samples"]})
+    return rows

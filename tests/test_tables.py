@@ -1,0 +1,42 @@
+"""Tables are built from metrics files only, list every variant and carry the published numbers with sources."""
+
+import json
+
+from t2i_lib.report import paper_numbers, tables
+
+
+def _rec(family, variant, seed=0, fid=10.0):
+    return {"kind": "gan", "family": family, "variant": variant, "experiment": f"{family}_{variant}",
+            "profile": "smoke", "dataset": "caption-shapes", "seed": seed, "config_hash": "ab" * 32,
+            "metrics": {"fid": fid, "kid_mean": 0.01, "kid_std": 0.002, "is_mean": None, "is_std": None,
+                        "is_unavailable_reason": "no classifier weights offline", "r_precision": 0.5,
+                        "r_precision_std": 0.05, "consistency_gap_damsm": 0.1, "consistency_gap_inception": 0.02,
+                        "attribute_accuracy": 0.7},
+            "protocol": {"n_samples": 48}}
+
+
+def test_tables_have_every_variant_and_published_columns(tmp_path):
+    mdir = tmp_path / "metrics"
+    mdir.mkdir()
+    for i, v in enumerate(["both", "baseline", "f2f", "f2r"]):
+        (mdir / f"r{i}.json").write_text(json.dumps(_rec("ssagan", v, fid=10.0 + i)))
+    (mdir / "damsm.json").write_text(json.dumps({"kind": "damsm"}))  # other kinds are ignored
+    files = tables.write_tables(mdir, tmp_path / "tables")
+    md = (tmp_path / "tables" / "measured.md").read_text()
+    assert "NOT comparable with CUB/COCO" in md
+    rows = [l for l in md.splitlines() if l.startswith("| SSA-GAN")]
+    assert [r.split("|")[2].strip() for r in rows] == ["baseline", "f2r", "f2f", "both"]
+    assert "50.0 ± 5.0" in rows[0] and "n/a (no classifier weights offline)" in rows[0] and "70.0" in rows[0]
+    csv = (tmp_path / "tables" / "measured.csv").read_text().splitlines()
+    assert len(csv) == 5 and csv[0].startswith("model,variant,FID")
+    pub = (tmp_path / "tables" / "published_cub.md").read_text()
+    assert "SSA-GAN (paper)" in pub and "15.61" in pub and "wtliao/text2image#15" in pub
+    coco = (tmp_path / "tables" / "published_coco.md").read_text()
+    assert "derived" in coco and "10.85" in coco
+    assert set(files) >= {"measured_md", "measured_csv", "published_cub_md", "published_coco_csv"}
+
+
+def test_every_published_number_has_a_source_and_valid_mark():
+    for p in paper_numbers.PUBLISHED:
+        assert p.source and p.mark in ("", "unverified", "derived") and p.dataset in ("cub", "coco")
+    assert any(p.mark == "derived" for p in paper_numbers.published("coco"))
