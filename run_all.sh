@@ -48,7 +48,8 @@ START=$(date +%s)
 
 # 2. Notebooks, in order.  02_train_gan runs once per model family x loss variant.
 NOTEBOOKS=(00_prepare_data 01_pretrain_damsm 02_train_gan 03_evaluate 04_paper_tables 05_semantic_consistency)
-GAN_EXPERIMENTS=(ssagan_baseline ssagan_f2r ssagan_f2f ssagan_both)
+GAN_EXPERIMENTS=(ssagan_baseline ssagan_f2r ssagan_f2f ssagan_both
+                 style_attngan_baseline style_attngan_f2r style_attngan_f2f style_attngan_both)
 EXP_YAML="EXPERIMENTS: [$(IFS=,; echo "${GAN_EXPERIMENTS[*]}")]"
 run_nb() {  # name output-stem [extra papermill args...]
   local nb="$1" stem="$2"; shift 2

@@ -79,12 +79,28 @@ def test_run_all_smoke(tmp_path):
     assert 0.0 <= m["r_precision"] <= 1.0 and m["protocol"]["n_candidates"] == 10
     for fig in ("01_damsm_curves.png", "01_word_attention.png"):
         assert (out / "figures" / fig).stat().st_size > 5000
-    # 02: one GAN run per SSA-GAN loss variant
-    for variant in ("baseline", "f2r", "f2f", "both"):
-        assert (out / "reports" / f"02_train_gan-ssagan_{variant}.html").stat().st_size > 50_000
-        assert (out / "figures" / f"02_ssagan_{variant}_samples.png").is_file()
-    summaries = [json.loads(p.read_text()) for p in (out / "runs").glob("ssagan_*/summary.json")]
-    assert sorted(s["losses"]["f2f"] > 0 for s in summaries) == [False, False, True, True]
+    # 02: one GAN run per model family x loss variant
+    for fam in ("ssagan", "style_attngan"):
+        for variant in ("baseline", "f2r", "f2f", "both"):
+            assert (out / "reports" / f"02_train_gan-{fam}_{variant}.html").stat().st_size > 50_000
+            assert (out / "figures" / f"02_{fam}_{variant}_samples.png").is_file()
+        summaries = [json.loads(p.read_text()) for p in (out / "runs").glob(f"{fam}_*/summary.json")]
+        assert sorted(s["losses"]["f2f"] > 0 for s in summaries) == [False, False, True, True]
+    # 03-05: evaluation, tables, semantic consistency
+    gan_metrics = [json.loads(p.read_text()) for p in (out / "metrics").glob("*attngan_*.json")] + \
+        [json.loads(p.read_text()) for p in (out / "metrics").glob("ssagan_*.json")]
+    assert sorted(m["variant"] for m in gan_metrics) == ["baseline", "baseline", "both", "both", "f2f", "f2f",
+                                                         "f2r", "f2r"]
+    for m in gan_metrics:
+        assert m["metrics"]["fid"] > 0 and m["metrics"]["is_mean"] is None and m["metrics"]["is_unavailable_reason"]
+        assert 0 <= m["metrics"]["r_precision"] <= 1 and m["protocol"]["n_samples"] == 48
+    table = (out / "tables" / "measured.md").read_text()
+    assert all(f"| {m} | {v} |" in table for v in ("baseline", "f2r", "f2f", "both")
+               for m in ("SSA-GAN", "AttnGAN + style blocks"))
+    assert (out / "tables" / "published_cub.md").is_file() and (out / "figures" / "04_metrics.png").is_file()
+    assert (out / "figures" / "05_side_by_side.png").stat().st_size > 10_000
+    for nb in ("03_evaluate", "04_paper_tables", "05_semantic_consistency"):
+        assert (out / "reports" / f"{nb}.html").stat().st_size > 50_000
     # no executed notebook written back into notebooks/
     nb = json.loads((ROOT / "notebooks" / "00_prepare_data.ipynb").read_text())
     assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")

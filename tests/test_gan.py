@@ -154,3 +154,19 @@ def test_nonfinite_loss_stops_with_term_and_step_or_is_skipped(setup, monkeypatc
     cfg2 = _cfg(setup, "ssagan_baseline", **{"train.max_steps": 3, "train.skip_nonfinite": True})
     s = gan.train_gan(cfg2, torch.device("cpu"), setup[1], force=True)
     assert s["skipped_steps"] == 1 and s["steps"] == 3
+
+
+@pytest.mark.parametrize("exp", ["style_attngan_baseline", "style_attngan_f2r", "style_attngan_f2f",
+                                 "style_attngan_both", "attngan_both"])
+def test_attngan_families_train_all_variants(setup, exp):
+    cfg = _cfg(setup, exp, **{"model.w_dim": 8, "model.ca_dim": 8, "model.mapping_layers": 2, "model.r_num": 1})
+    s = gan.train_gan(cfg, torch.device("cpu"), setup[1])
+    final = s["final"]
+    assert final["step"] == 2 and math.isfinite(final["g_total"]) and "g_kl" in final
+    assert ("g_f2f" in final) == exp.endswith(("f2f", "both")) and ("g_f2r" in final) == exp.endswith(("f2r", "both"))
+    c = ck.load(s["checkpoint"], expect={"kind": "gan", "family": cfg.model.family})
+    assert "G_ema" in c["state"]  # AttnGAN lineage keeps an EMA of G
+    G, meta = gan.load_generator(s["checkpoint"], "cpu")
+    assert meta["weights"] == "G_ema"
+    if cfg.model.family == "style_attngan":
+        assert bool(G.w_avg_initialized)  # W average tracked during training, copied into the EMA generator

@@ -192,16 +192,105 @@ def ssagan_step(ctx: GanContext, batch: dict, step: int) -> dict[str, torch.Tens
     return out
 
 
+# ------------------------------------------------------------------------------------------------------------
+# AttnGAN family (plain, and with style blocks): multi-scale BCE, CA + KL, word attention
+# ------------------------------------------------------------------------------------------------------------
+def attngan_build(cfg: Config) -> tuple[dict[str, nn.Module], dict[str, dict]]:
+    from ..models.attngan import AttnGANGenerator, MultiScaleDiscriminator
+    from ..models.style_attngan import StyleAttnGANGenerator
+
+    m, e = cfg.model, cfg.damsm.embedding_dim
+    style = m.family == "style_attngan"
+    gk = {"image_size": cfg.data.image_size, "ngf": m.ngf, "z_dim": m.z_dim, "ca_dim": m.ca_dim, "cond_dim": e,
+          "word_dim": e, "r_num": m.r_num}
+    if style:
+        gk.pop("r_num")
+        gk.update({"w_dim": m.w_dim, "mapping_layers": m.mapping_layers, "mapping_lr_mult": m.mapping_lr_mult,
+                   "style_mixing": m.style_mixing})
+        G = StyleAttnGANGenerator(**gk)
+    else:
+        G = AttnGANGenerator(**gk)
+    dk = {"image_size": cfg.data.image_size, "ndf": m.ndf, "cond_dim": e, "style": style}
+    return {"G": G, "D": MultiScaleDiscriminator(**dk)}, {"G": gk, "D": dk}
+
+
+def attngan_generate(G, z, sent, words=None, word_mask=None):
+    return G(z, sent, words, word_mask)[-1]
+
+
+def attngan_sizes(cfg: Config) -> tuple[int, ...]:
+    return tuple(s for s in (64, 128, 256) if s <= cfg.data.image_size)
+
+
+def attngan_step(ctx: GanContext, batch: dict, step: int) -> dict[str, torch.Tensor]:
+    """One AttnGAN-family iteration (REFERENCE.md §5.1, §3.5): D per scale (BCE, cond + uncond + mismatched),
+    then G: BCE over scales + lambda * DAMSM(final image) + KL(CA) + contrastive terms on the final image."""
+    from ..losses.adversarial import bce_d, bce_g
+    from ..models.attngan import kl_loss
+
+    cfg, dev, G, D = ctx.cfg, ctx.device, ctx.G, ctx.D
+    reals = [x.to(dev, non_blocking=True) for x in batch["images"]]
+    class_ids = batch["class_id"].to(dev)
+    sets = caption_sets(batch, dev)
+    with torch.no_grad():
+        sets_emb = [(*ctx.text_enc(c, l), l) for c, l in sets]
+    masks = [c == 0 for c, _ in sets]
+    zs = noise_for_sets(cfg, reals[0].shape[0], cfg.model.z_dim, step, sets, dev)
+    outs = [G(z, s, w, m, return_extras=True) for z, (w, s, _), m in zip(zs, sets_emb, masks)]
+    fakes = [o[0] for o in outs]
+
+    d_terms: dict[str, torch.Tensor] = {}
+    d_loss = 0.0
+    for i, Di in enumerate(D):
+        feat_real = Di(reals[i])
+        for f, (_, s, _) in zip(fakes, sets_emb):
+            feat_fake = Di(f[i].detach())
+            terms = bce_d(Di.cond_logits(feat_real, s), Di.cond_logits(feat_fake, s),
+                          Di.cond_logits(feat_real[:-1], s[1:]), Di.uncond_logits(feat_real),
+                          Di.uncond_logits(feat_fake))
+            d_loss = d_loss + terms["d_adv"]
+            for k, v in terms.items():
+                d_terms[k] = d_terms.get(k, 0.0) + v.detach()
+    ctx.opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    ctx.opt_d.step()
+
+    D.requires_grad_(False)
+    g_adv, kl = 0.0, 0.0
+    for f, (_, s, _), (_, extras) in zip(fakes, sets_emb, outs):
+        for i, Di in enumerate(D):
+            feat = Di(f[i])
+            g_adv = g_adv + bce_g(Di.cond_logits(feat, s), Di.uncond_logits(feat))
+        kl = kl + kl_loss(extras["mu"], extras["logvar"])
+    enc = encoder_terms(ctx, [f[-1] for f in fakes], reals[-1], sets_emb, class_ids)
+    w = cfg.train.losses
+    g_total = g_adv + kl + w.damsm * enc.get("g_damsm", 0.0) + w.f2f * enc.get("g_f2f", 0.0) \
+        + w.f2r * enc.get("g_f2r", 0.0)
+    ctx.opt_g.zero_grad(set_to_none=True)
+    g_total.backward()
+    ctx.opt_g.step()
+    D.requires_grad_(True)
+    out = {**d_terms, "d_total": d_loss.detach(), "g_adv": g_adv.detach(), "g_kl": kl.detach(),
+           "g_total": g_total.detach()}
+    out.update({k: v.detach() for k, v in enc.items()})
+    return out
+
+
 @dataclass(frozen=True)
 class Family:
     name: str
     build: Callable[[Config], tuple[dict[str, nn.Module], dict[str, dict]]]
     step: Callable[[GanContext, dict, int], dict[str, torch.Tensor]]
     generate: Callable  # (G, z, sent, words, word_mask) -> final-resolution images
+    image_sizes: Callable[[Config], tuple[int, ...]] = lambda cfg: (cfg.data.image_size,)
     betas: Callable[[Config], tuple[float, float]] = lambda cfg: (cfg.train.beta1, cfg.train.beta2)
 
 
-FAMILIES: dict[str, Family] = {"ssagan": Family("ssagan", ssagan_build, ssagan_step, ssagan_generate)}
+FAMILIES: dict[str, Family] = {
+    "ssagan": Family("ssagan", ssagan_build, ssagan_step, ssagan_generate),
+    "attngan": Family("attngan", attngan_build, attngan_step, attngan_generate, attngan_sizes),
+    "style_attngan": Family("style_attngan", attngan_build, attngan_step, attngan_generate, attngan_sizes),
+}
 
 
 def get_family(name: str) -> Family:
@@ -309,7 +398,7 @@ def train_gan(cfg: Config, device, dataset_root: str | Path, force: bool = False
     prog = ("auto" if cfg.run.progress == "auto" else False) if progress == "auto" else progress
 
     n_caps = 2 if t.losses.f2f > 0 else 1
-    sizes = (d.image_size,)
+    sizes = fam.image_sizes(cfg)
     train_ds = CaptionDataset(dataset_root, "train", sizes, n_caps, d.max_words, d.long_caption_mode, cfg.run.seed,
                               d.random_crop, d.random_flip, d.on_bad_image)
     test_ds = CaptionDataset(dataset_root, "test", sizes, 1, d.max_words, "truncate", cfg.run.seed)
