@@ -9,6 +9,9 @@ Commands:
                  [--force] [--no-resume]                               DAMSM pretraining (resumes by default)
   train-gan EXPERIMENT [--profile P] [--seed S] [--device D] [--set key=value ...] [--force] [--no-resume]
                                                                        GAN training (pretrains DAMSM if missing)
+  evaluate EXPERIMENT [--profile P] [--seed S] [--device D] [--set key=value ...] [--force]
+                                                                       FID/KID, R-precision, consistency -> metrics JSON
+  tables [--profile P] [--results-dir DIR]                             rebuild results/<profile>/tables/
 
 Bad input and bad settings print one ``error:`` line naming the file/key and exit with status 2.
 """
@@ -73,6 +76,18 @@ def _parser() -> argparse.ArgumentParser:
     tg.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     tg.add_argument("--force", action="store_true", help="retrain from scratch")
     tg.add_argument("--no-resume", action="store_true")
+
+    ev = sub.add_parser("evaluate", help="evaluate one trained GAN experiment")
+    ev.add_argument("experiment")
+    ev.add_argument("--profile", default="smoke")
+    ev.add_argument("--seed", type=int, default=None)
+    ev.add_argument("--device", default=None)
+    ev.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    ev.add_argument("--force", action="store_true")
+
+    tb = sub.add_parser("tables", help="rebuild the tables of a profile from its metrics files")
+    tb.add_argument("--profile", default="smoke")
+    tb.add_argument("--results-dir", default="")
     return p
 
 
@@ -139,6 +154,23 @@ def main(argv: list[str] | None = None) -> int:
             s = train_gan(cfg, device, root, force=args.force, resume=not args.no_resume)
             print(f"GAN {s['run_id']}: {s['steps']} steps in {s['wall_seconds']:.0f} s on {s['device']}; "
                   f"samples {s['sample_grid']}")
+        elif args.command == "evaluate":
+            from .config import parse_cli_overrides, resolve
+            from .data.prepare import ensure_dataset
+            from .metrics.evaluate import evaluate_gan
+            from .utils.device import resolve_device
+
+            cfg = resolve(args.experiment, args.profile, parse_cli_overrides(args.overrides), seed=args.seed)
+            r = evaluate_gan(cfg, resolve_device(args.device or cfg.run.device), ensure_dataset(cfg), force=args.force)
+            print(json.dumps({"run_id": r["run_id"], "metrics": {k: v for k, v in r["metrics"].items()
+                                                                  if k != "is_unavailable_reason"}}, indent=2))
+        elif args.command == "tables":
+            from . import paths
+            from .report.tables import write_tables
+
+            out = paths.profile_dir(args.profile, args.results_dir or None)
+            files = write_tables(out / "metrics", out / "tables")
+            print("\n".join(str(p) for p in files.values()))
         elif args.command == "summary":
             from .data.dataset import dataset_summary
 

@@ -361,3 +361,26 @@ def test_parameter_counts_paper_configuration():
     # + two next stages 2 x 596,224 + three toRGB 3 x 195.
     assert sg == 2_766_473 and count_parameters(SG.mapping) == 90_800
     assert sds == [5_764_482, 6_059_650, 6_354_818]
+
+
+def test_style_generator_eval_sampling_is_deterministic_and_batch_independent():
+    torch.manual_seed(0)
+    G = StyleAttnGANGenerator(image_size=64, ngf=4, z_dim=8, ca_dim=8, cond_dim=16, word_dim=16, w_dim=8,
+                              mapping_layers=2)
+    with torch.no_grad():  # make the noise inputs matter, as after training
+        for m in G.modules():
+            if isinstance(m, NoiseInjection):
+                m.weight.fill_(0.5)
+    G.train()
+    G(torch.randn(4, 8), torch.randn(4, 16))  # initialise the W average
+    G.eval()
+    z, s, eps = torch.randn(3, 8), torch.randn(3, 16), torch.randn(3, 8)
+    with torch.no_grad():  # with the CA noise given, sampling is a function of (z, eps, sentence)
+        a = G(z, s, ca_eps=eps)[-1]
+        b = G(z, s, ca_eps=eps)[-1]
+        c = torch.cat([G(z[i:i + 1], s[i:i + 1], ca_eps=eps[i:i + 1])[-1] for i in range(3)])
+    assert torch.equal(a, b)
+    assert torch.allclose(a, c, atol=1e-4)  # float rounding of batched convolutions only
+    G.train()
+    with torch.no_grad():
+        assert not torch.equal(G(z, s)[-1], G(z, s)[-1])  # training draws fresh noise (and style mixing)

@@ -99,7 +99,7 @@ def evaluate_gan(cfg: Config, device, dataset_root: str | Path, force: bool = Fa
     items, caps = eval_plan(test, e.n_samples, e.eval_seed)
     fakes, codes = [], []
     with torch.no_grad():
-        for imgs in generate(G, fam.generate, text_enc, test, items, caps, cfg.model.z_dim, e.eval_seed, device,
+        for imgs in generate(G, fam.generate, text_enc, test, items, caps, fam.noise_dim(cfg), e.eval_seed, device,
                              e.batch_size, progress=prog):
             codes.append(image_enc(imgs.to(device))[1].float().cpu())
             fakes.append(to_uint8(imgs))
@@ -125,11 +125,11 @@ def evaluate_gan(cfg: Config, device, dataset_root: str | Path, force: bool = Fa
     plan = consistency_plan(test, e.consistency_images, e.consistency_captions, e.eval_seed)
 
     def gen_batch(it, cp, z):
-        return torch.cat(list(generate(G, fam.generate, text_enc, test, it, cp, cfg.model.z_dim, e.eval_seed,
+        return torch.cat(list(generate(G, fam.generate, text_enc, test, it, cp, fam.noise_dim(cfg), e.eval_seed,
                                        device, batch_size=len(it), noise=z)))
 
     with torch.no_grad():
-        sib, unrel = generated_groups(gen_batch, plan, cfg.model.z_dim, e.eval_seed)
+        sib, unrel = generated_groups(gen_batch, plan, fam.noise_dim(cfg), e.eval_seed)
         g, k = sib.shape[:2]
         flat = torch.cat([sib.flatten(0, 1), unrel.flatten(0, 1)])
         damsm_f = torch.cat([image_enc(flat[i:i + 64].to(device))[1].float().cpu() for i in range(0, len(flat), 64)])

@@ -283,7 +283,8 @@ class AttnGANGenerator(nn.Module):
         return [64 * 2 ** k for k in range(self.num_stages)]
 
     def forward(self, z: torch.Tensor, sent_emb: torch.Tensor, words_emb: torch.Tensor | None = None,
-                word_mask: torch.Tensor | None = None, return_extras: bool = False):
+                word_mask: torch.Tensor | None = None, return_extras: bool = False,
+                ca_eps: torch.Tensor | None = None):
         """z B x z_dim, sent_emb B x cond_dim, words_emb B x word_dim x T, word_mask B x T (True = padding) ->
         list of images B x 3 x s x s for s in 64..image_size (and, with return_extras, a dict with "mu",
         "logvar" (B x ca_dim) and "attn" (one B x T x s x s map per next stage, s = its input size))."""
@@ -292,7 +293,7 @@ class AttnGANGenerator(nn.Module):
         check_shape(sent_emb, [b, self.cond_dim], "AttnGANGenerator sent_emb")
         if self.num_stages > 1:
             _check_words(words_emb, word_mask, b, self.word_dim, self.image_size, "AttnGANGenerator")
-        c, mu, logvar = self.ca_net(sent_emb)
+        c, mu, logvar = self.ca_net(sent_emb, eps=ca_eps)  # ca_eps: CA noise (None: torch.randn)
         h = self.init_stage(z, c)
         images, attns = [self.img_heads[0](h)], []
         for stage, head in zip(self.next_stages, self.img_heads[1:]):

@@ -150,7 +150,15 @@ class PixelNorm(nn.Module):
 
 
 class NoiseInjection(nn.Module):
-    """Add per-pixel Gaussian noise scaled by a learned per-channel weight (initialised to 0)."""
+    """Add per-pixel Gaussian noise scaled by a learned per-channel weight (initialised to 0).
+
+    ``eval_noise`` decides what happens in eval mode when no noise is passed: "zero" (default; sampling is then a
+    deterministic function of z and the caption, so evaluation noise seeded per sample index is enough for
+    batch-size-independent results) or "random" (the reference's behaviour: fresh noise from the global RNG).
+    Training always draws random noise.
+    """
+
+    eval_noise: str = "zero"
 
     def __init__(self,
                  channels: int):             # C of the feature map
@@ -163,6 +171,8 @@ class NoiseInjection(nn.Module):
         check_shape(x, [None, self.channels, None, None], "NoiseInjection x")
         b, _, h, w = x.shape
         if noise is None:
+            if not self.training and self.eval_noise == "zero":
+                return x
             noise = torch.randn(b, 1, h, w, device=x.device, dtype=x.dtype)
         else:
             check_shape(noise, [b, 1, h, w], "NoiseInjection noise")

@@ -286,7 +286,8 @@ class StyleAttnGANGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor, sent_emb: torch.Tensor, words_emb: torch.Tensor | None = None,
                 word_mask: torch.Tensor | None = None, return_extras: bool = False, truncation_psi: float = 1.0,
-                z2: torch.Tensor | None = None, mixing_layer: int | None = None):
+                z2: torch.Tensor | None = None, mixing_layer: int | None = None,
+                ca_eps: torch.Tensor | None = None):
         """z B x z_dim, sent_emb B x cond_dim, words_emb B x word_dim x T, word_mask B x T (True = padding) ->
         list of images B x 3 x s x s for s in 64..image_size; with return_extras also a dict with "mu",
         "logvar" (B x ca_dim), "attn" (one B x T x s x s map per next stage) and "w" (B x num_ws x w_dim, after
@@ -299,7 +300,7 @@ class StyleAttnGANGenerator(nn.Module):
             _check_words(words_emb, word_mask, b, self.word_dim, self.image_size, "StyleAttnGANGenerator")
         if truncation_psi != 1.0 and self.training:
             raise ValueError("StyleAttnGANGenerator: truncation_psi != 1 is for evaluation; call .eval() first")
-        c, mu, logvar = self.ca_net(sent_emb)
+        c, mu, logvar = self.ca_net(sent_emb, eps=ca_eps)  # ca_eps: CA noise (None: torch.randn)
         w = self.mapping(z, c)
         if self.training:
             self._update_w_avg(w)

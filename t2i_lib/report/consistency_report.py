@@ -38,10 +38,10 @@ def side_by_side(configs: Sequence, dataset_root, device, n_images: int = 4, k: 
     for r in range(n):
         real = test.load_and_transform(int(items[r, 0]))[-1]
         axes[r, 0].imshow(figures.to_uint8(real))
-        z = sample_noise([r] * k, cfg0.model.z_dim, seed)
         col = 1
         for name, (G, fam, c) in gens.items():
-            imgs = next(generate(G, fam.generate, text_enc, test, items[r], caps[r], c.model.z_dim, seed, device,
+            z = sample_noise([r] * k, fam.noise_dim(c), seed)
+            imgs = next(generate(G, fam.generate, text_enc, test, items[r], caps[r], fam.noise_dim(c), seed, device,
                                  batch_size=k, noise=z))
             for j in range(k):
                 axes[r, col].imshow(figures.to_uint8(imgs[j]))

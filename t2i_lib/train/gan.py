@@ -215,7 +215,15 @@ def attngan_build(cfg: Config) -> tuple[dict[str, nn.Module], dict[str, dict]]:
 
 
 def attngan_generate(G, z, sent, words=None, word_mask=None):
+    """Final-resolution images; ``z`` may carry the CA noise in its last ``G.ca_dim`` columns (evaluation noise
+    is then a function of the sample index only, so samples do not depend on the batch)."""
+    if z.shape[1] == G.z_dim + G.ca_dim:
+        return G(z[:, :G.z_dim], sent, words, word_mask, ca_eps=z[:, G.z_dim:])[-1]
     return G(z, sent, words, word_mask)[-1]
+
+
+def attngan_noise_dim(cfg: Config) -> int:
+    return cfg.model.z_dim + cfg.model.ca_dim
 
 
 def attngan_sizes(cfg: Config) -> tuple[int, ...]:
@@ -283,13 +291,15 @@ class Family:
     step: Callable[[GanContext, dict, int], dict[str, torch.Tensor]]
     generate: Callable  # (G, z, sent, words, word_mask) -> final-resolution images
     image_sizes: Callable[[Config], tuple[int, ...]] = lambda cfg: (cfg.data.image_size,)
+    noise_dim: Callable[[Config], int] = lambda cfg: cfg.model.z_dim  # evaluation noise per sample
     betas: Callable[[Config], tuple[float, float]] = lambda cfg: (cfg.train.beta1, cfg.train.beta2)
 
 
 FAMILIES: dict[str, Family] = {
     "ssagan": Family("ssagan", ssagan_build, ssagan_step, ssagan_generate),
-    "attngan": Family("attngan", attngan_build, attngan_step, attngan_generate, attngan_sizes),
-    "style_attngan": Family("style_attngan", attngan_build, attngan_step, attngan_generate, attngan_sizes),
+    "attngan": Family("attngan", attngan_build, attngan_step, attngan_generate, attngan_sizes, attngan_noise_dim),
+    "style_attngan": Family("style_attngan", attngan_build, attngan_step, attngan_generate, attngan_sizes,
+                            attngan_noise_dim),
 }
 
 
@@ -437,7 +447,7 @@ def train_gan(cfg: Config, device, dataset_root: str | Path, force: bool = False
     elif stats_path.exists():  # drop records written after the checkpoint we resume from
         keep = [l for l in stats_path.read_text().splitlines() if l and json.loads(l)["step"] <= step]
         stats_path.write_text("".join(k + "\n" for k in keep))
-    fixed = fixed_samples(test_ds, 16, cfg.model.z_dim, cfg.eval.eval_seed)
+    fixed = fixed_samples(test_ds, 16, fam.noise_dim(cfg), cfg.eval.eval_seed)
     write_json(run_dir / "samples" / "captions.json", fixed["texts"])
 
     def payload():
