@@ -457,7 +457,10 @@ def save_config(cfg: Config, run_dir: str | os.PathLike, force: bool = False) ->
         if old.get("hash") != cfg.hash:
             raise ConfigError(f"{run_dir} holds a run of a different config (hash {old.get('hash', '?')[:8]} vs "
                               f"{cfg.hash[:8]}); pass force=True (--force) to overwrite it")
-    write_json(path, {"run_id": cfg.run_id, "hash": cfg.hash, "lib_version": __version__, "config": cfg.to_dict()})
+    from .utils.env import environment
+
+    write_json(path, {"run_id": cfg.run_id, "hash": cfg.hash, "lib_version": __version__, "config": cfg.to_dict(),
+                      "environment": environment()})
     return path
 
 
