@@ -16,6 +16,7 @@ def side_by_side(configs: Sequence, dataset_root, device, n_images: int = 4, k: 
     """Rows: test images; columns: the real image, then for each run, the images from its k captions."""
     from ..data.dataset import CaptionDataset
     from ..metrics.consistency import consistency_plan
+    from ..metrics.evaluate import variant_of
     from ..metrics.sampling import generate, sample_noise
     from ..train.damsm import encoder_path, load_encoders
     from ..train.gan import get_family, load_generator, run_dir_for
@@ -46,7 +47,9 @@ def side_by_side(configs: Sequence, dataset_root, device, n_images: int = 4, k: 
             for j in range(k):
                 axes[r, col].imshow(figures.to_uint8(imgs[j]))
                 if r == 0:
-                    axes[r, col].set_title(f"{name.split('_', 1)[-1]}\ncaption {j + 1}", fontsize=7)
+                    short = {"ssagan": "SSA-GAN", "style_attngan": "Style-AttnGAN", "attngan": "AttnGAN"}
+                    axes[r, col].set_title(f"{short.get(c.model.family, c.model.family)} {variant_of(c)}\n"
+                                           f"caption {j + 1}", fontsize=7)
                 col += 1
         caption_text = " | ".join(f"{j + 1}. {test.records[int(items[r, 0])]['captions'][int(caps[r, j])]}"
                                   for j in range(k))

@@ -53,8 +53,7 @@ def measured_rows(records: Iterable[dict]) -> list[dict]:
             "FID": _fmt(m.get("fid")),
             "KID x1000": _pm(m.get("kid_mean"), m.get("kid_std"), 2, 1000.0) if m.get("kid_mean") is not None
             else "n/a",
-            "IS": _pm(m.get("is_mean"), m.get("is_std")) if m.get("is_mean") is not None
-            else f"n/a ({m.get('is_unavailable_reason', 'unavailable')})"[:60],
+            "IS": _pm(m.get("is_mean"), m.get("is_std")) if m.get("is_mean") is not None else "n/a*",
             "R-precision (%)": _pm(m.get("r_precision"), m.get("r_precision_std"), 1, 100.0),
             "consistency gap (DAMSM)": _fmt(m.get("consistency_gap_damsm"), 3),
             "consistency gap (Inception)": _fmt(m.get("consistency_gap_inception"), 3),
@@ -110,8 +109,10 @@ def write_tables(metrics_dir: str | Path, tables_dir: str | Path) -> dict[str, P
         if any(d == "caption-shapes" for d in datasets) else "") +
         "FID/KID: torch-fidelity with the TF-2015 FID Inception weights against the real test split at the "
         "training resolution; R-precision with this project's DAMSM (1 true + mismatched captions, top-1).\n\n")
+    reasons = sorted({r["metrics"].get("is_unavailable_reason") or "" for r in recs} - {""})
+    footer = "".join(f"\n\\* IS unavailable: {x}\n" for x in reasons[:1])
     paths = {}
-    paths["measured_md"] = atomic_write_text(tables_dir / "measured.md", header + to_markdown(rows))
+    paths["measured_md"] = atomic_write_text(tables_dir / "measured.md", header + to_markdown(rows) + footer)
     paths["measured_csv"] = atomic_write_text(tables_dir / "measured.csv", to_csv(rows))
     for ds in ("cub", "coco"):
         pr = published_rows(ds)
