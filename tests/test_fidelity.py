@@ -266,3 +266,16 @@ def test_real_set_cache(isolated):
     assert third[FID] == pytest.approx(nocache[FID], rel=1e-9)
     with pytest.raises(ValueError, match="cache_key"):
         fd.compute_fidelity(fake, real, feature_extractor=fd.TINY_EXTRACTOR, cache_key="../escape")
+
+
+def test_fid_grows_with_added_noise(tmp_path, monkeypatch):
+    monkeypatch.setenv("T2I_CACHE_DIR", str(tmp_path / "cache"))
+    g = torch.Generator().manual_seed(0)
+    base = (torch.rand(40, 3, 32, 32, generator=g) * 160 + 40)
+    real = base.round().to(torch.uint8)
+    fids = []
+    for sigma in (0.0, 30.0, 90.0):
+        noisy = (base + sigma * torch.randn(base.shape, generator=g)).clamp(0, 255).round().to(torch.uint8)
+        r = fd.compute_fidelity(noisy, real, feature_extractor=fd.TINY_EXTRACTOR, kid_subset_size=20)
+        fids.append(r[fd.FID])
+    assert fids[0] < 1e-6 and fids[0] < fids[1] < fids[2], fids

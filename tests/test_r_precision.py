@@ -70,3 +70,14 @@ def test_real_image_r_precision_independent_of_batch_size(tiny_dataset):
     a = R.real_image_r_precision(te, ie, ds, "cpu", n_candidates=3, n_folds=2, batch_size=1, encoder_name="x")
     b = R.real_image_r_precision(te, ie, ds, "cpu", n_candidates=3, n_folds=2, batch_size=4, encoder_name="x")
     assert a == b and a["encoder"] == "x" and a["n_queries"] == 4
+
+
+def test_text_blind_generator_scores_chance():
+    """A generator that ignores its caption gives the same image feature for every query: R-precision ~ chance."""
+    n, caps, d = 1000, 2, 16
+    table, offsets = _table(n, caps, d, seed=3)
+    cls = np.arange(n) % 100
+    items, capi = np.arange(n), np.zeros(n, dtype=np.int64)
+    blind = torch.ones(n, d, dtype=torch.float64)  # one picture whatever the caption
+    out = R.r_precision(blind, items, capi, table, offsets, cls, n_candidates=100, n_folds=10, seed=1)
+    assert out[R.R_PRECISION] <= 0.04  # chance 1 %

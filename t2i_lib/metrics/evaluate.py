@@ -104,6 +104,13 @@ def evaluate_gan(cfg: Config, device, dataset_root: str | Path, force: bool = Fa
             codes.append(image_enc(imgs.to(device))[1].float().cpu())
             fakes.append(to_uint8(imgs))
     fakes_u8, codes_t = torch.cat(fakes), torch.cat(codes)
+    png_dir = None
+    if e.save_png:  # lossless copies of the evaluated samples (never JPEG: it moves FID)
+        from .sampling import save_png
+
+        png_dir = run_dir_for(cfg) / "eval_samples"
+        save_png(fakes_u8, png_dir, [f"{i:06d}_{test.records[int(it)]['key']}_c{int(c)}"
+                                     for i, (it, c) in enumerate(zip(items, caps))])
 
     # 2. R-precision of generated images.
     table, offsets = sentence_table(text_enc, test, device, seed=e.eval_seed)
@@ -169,7 +176,7 @@ def evaluate_gan(cfg: Config, device, dataset_root: str | Path, force: bool = Fa
                                                                                     "fold_size", "off_by_one")},
                 "damsm_encoder": enc_meta, "generator_weights": gmeta["weights"],
                 "consistency": {"groups": int(g), "captions_per_group": int(k), "noise": "shared within a group"},
-                "attribute_classifier": clf_report}
+                "attribute_classifier": clf_report, "samples_png": str(png_dir) if png_dir else None}
     rec = {"run_id": cfg.run_id, "kind": "gan", "experiment": cfg.experiment, "family": cfg.model.family,
            "variant": variant_of(cfg), "profile": cfg.profile, "dataset": d.dataset, "seed": cfg.run.seed,
            "config_hash": cfg.hash, "eval_hash": _eval_hash(cfg), "lib_version": __version__,
