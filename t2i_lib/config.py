@@ -17,7 +17,6 @@ The resolved config is saved as JSON next to every output (:func:`save_config`);
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import os
 import typing

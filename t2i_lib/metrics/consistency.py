@@ -26,7 +26,6 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from ..utils.seed import item_rng
 
 log = logging.getLogger(__name__)
 

@@ -336,7 +336,24 @@ class DLogitHeads(nn.Module):
         return self.cond_out(self.joint_conv(torch.cat([features, s], dim=1))).view(-1)
 
 
-class AttnGANDiscriminator(nn.Module):
+class HeadsMixin:
+    """The AttnGAN discriminator API over ``self.heads`` (a :class:`DLogitHeads`), shared by the plain and the
+    style discriminators."""
+
+    def uncond_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """features B x 8ndf x 4 x 4 -> logits B."""
+        return self.heads.uncond_logits(features)
+
+    def cond_logits(self, features: torch.Tensor, sent_emb: torch.Tensor) -> torch.Tensor:
+        """features B x 8ndf x 4 x 4, sent_emb B x cond_dim -> logits B."""
+        return self.heads.cond_logits(features, sent_emb)
+
+    def logits(self, images: torch.Tensor, sent_emb: torch.Tensor) -> torch.Tensor:
+        """Convenience: ``cond_logits(forward(images), sent_emb)``."""
+        return self.cond_logits(self(images), sent_emb)
+
+
+class AttnGANDiscriminator(HeadsMixin, nn.Module):
     """AttnGAN ``D_NET64`` / ``D_NET128`` / ``D_NET256`` for one scale, returning logits."""
 
     def __init__(self,
@@ -363,17 +380,6 @@ class AttnGANDiscriminator(nn.Module):
         check_shape(images, [None, 3, self.image_size, self.image_size], "AttnGANDiscriminator images")
         return self.encoder(images)
 
-    def uncond_logits(self, features: torch.Tensor) -> torch.Tensor:
-        """features B x 8ndf x 4 x 4 -> logits B."""
-        return self.heads.uncond_logits(features)
-
-    def cond_logits(self, features: torch.Tensor, sent_emb: torch.Tensor) -> torch.Tensor:
-        """features B x 8ndf x 4 x 4, sent_emb B x cond_dim -> logits B."""
-        return self.heads.cond_logits(features, sent_emb)
-
-    def logits(self, images: torch.Tensor, sent_emb: torch.Tensor) -> torch.Tensor:
-        """Convenience: ``cond_logits(forward(images), sent_emb)``."""
-        return self.cond_logits(self(images), sent_emb)
 
 
 class MultiScaleDiscriminator(nn.ModuleList):

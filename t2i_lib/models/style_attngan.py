@@ -73,7 +73,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .attngan import (SUPPORTED_SIZES, CANet, DLogitHeads, MultiScaleDiscriminator, WordAttention,  # noqa: F401
+from .attngan import (SUPPORTED_SIZES, CANet, DLogitHeads, HeadsMixin, MultiScaleDiscriminator, WordAttention,  # noqa: F401,E501
                       _check_size, _check_words)
 from .layers import (GLU, Blur, ChannelBias, EqualConv2d, EqualLinear, MinibatchStdDev, NoiseInjection, PixelNorm,
                      StyleMod, check_shape, upsample_nearest)
@@ -355,7 +355,7 @@ class StyleDownBlock(nn.Module):
         return self.net(x)
 
 
-class StyleDiscriminator(nn.Module):
+class StyleDiscriminator(HeadsMixin, nn.Module):
     """Style-AttnGAN discriminator ``D_NET_STYLED64/128/256`` for one scale, returning logits."""
 
     def __init__(self,
@@ -383,14 +383,3 @@ class StyleDiscriminator(nn.Module):
         check_shape(images, [None, 3, self.image_size, self.image_size], "StyleDiscriminator images")
         return self.final(self.blocks(self.from_rgb(images)))
 
-    def uncond_logits(self, features: torch.Tensor) -> torch.Tensor:
-        """features B x 8ndf x 4 x 4 -> logits B."""
-        return self.heads.uncond_logits(features)
-
-    def cond_logits(self, features: torch.Tensor, sent_emb: torch.Tensor) -> torch.Tensor:
-        """features B x 8ndf x 4 x 4, sent_emb B x cond_dim -> logits B."""
-        return self.heads.cond_logits(features, sent_emb)
-
-    def logits(self, images: torch.Tensor, sent_emb: torch.Tensor) -> torch.Tensor:
-        """Convenience: ``cond_logits(forward(images), sent_emb)``."""
-        return self.cond_logits(self(images), sent_emb)

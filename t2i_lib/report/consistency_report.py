@@ -28,7 +28,6 @@ def side_by_side(configs: Sequence, dataset_root, device, n_images: int = 4, k: 
     plan = consistency_plan(test, n_images, k, seed)
     items, caps = plan["sib_items"], plan["sib_caps"]
     n = items.shape[0]
-    cols = [("real", None)] + [(c.experiment, c) for c in configs]
     plt = figures._plt()
     fig, axes = plt.subplots(n, 1 + len(configs) * k, figsize=(1.25 * (1 + len(configs) * k), 1.45 * n + 1.2),
                              squeeze=False)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..utils.io import atomic_write_bytes, file_sha256, read_json, write_json
+from ..utils.io import atomic_write_bytes, read_json, write_json
 
 log = logging.getLogger(__name__)
 

@@ -25,11 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from .. import __version__, paths
-from ..config import Config, resolve, save_config
-from ..utils.io import read_json, write_json
+from ..config import Config, resolve
+from ..utils.io import write_json
 
 log = logging.getLogger(__name__)
 
@@ -156,24 +155,18 @@ def pretrain_damsm(cfg: Config, device, dataset_root: str | Path, force: bool = 
     from ..data.dataset import CaptionDataset, make_loader
     from ..metrics.r_precision import real_image_r_precision
     from ..utils.logging import progress as bar
-    from ..utils.seed import seed_everything, set_deterministic
     from . import checkpoint as ck
+    from .run import progress_flag, start_run
 
     if cfg.experiment not in ("damsm", "damsm_cl"):
         cfg = damsm_config_for(cfg)
     dm, d = cfg.damsm, cfg.data
     run_dir = run_dir_for(cfg)
-    if force and run_dir.exists():
-        shutil.rmtree(run_dir)
-    save_config(cfg, run_dir)
     summary_path = run_dir / "summary.json"
-    if summary_path.exists() and not force:
-        log.info("reusing DAMSM run %s (hash %s)", run_dir, cfg.hash[:8])
-        return read_json(summary_path)
-
-    seed_everything(cfg.run.seed)
-    set_deterministic(cfg.run.deterministic)
-    prog = ("auto" if cfg.run.progress == "auto" else False) if progress == "auto" else progress
+    reused = start_run(cfg, run_dir, force, "DAMSM")
+    if reused is not None:
+        return reused
+    prog = progress_flag(cfg, progress)
     n_caps = 2 if dm.contrastive else 1
     train_ds = CaptionDataset(dataset_root, "train", (d.image_size,), n_caps, d.max_words, d.long_caption_mode,
                               cfg.run.seed, d.random_crop, d.random_flip, d.on_bad_image)

@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,8 +42,8 @@ import torch
 from torch import nn
 
 from .. import __version__, paths
-from ..config import Config, save_config
-from ..utils.io import read_json, write_json
+from ..config import Config
+from ..utils.io import write_json
 
 log = logging.getLogger(__name__)
 
@@ -179,17 +177,23 @@ def ssagan_step(ctx: GanContext, batch: dict, step: int) -> dict[str, torch.Tens
     D.requires_grad_(False)  # no D gradients during the G step
     g_adv = sum(hinge_g(logits(f, s)) for f, (_, s, _) in zip(fakes, sets_emb))
     enc = encoder_terms(ctx, fakes, real, sets_emb, class_ids)
-    w = t.losses
-    g_total = g_adv + w.damsm * enc.get("g_damsm", 0.0) + w.f2f * enc.get("g_f2f", 0.0) \
-        + w.f2r * enc.get("g_f2r", 0.0)
-    ctx.opt_g.zero_grad(set_to_none=True)
-    g_total.backward()
-    ctx.opt_g.step()
-    D.requires_grad_(True)
+    g_total = generator_update(ctx, g_adv, enc)
     out = {**d_terms, "d_total": d_loss.detach(), "d_magp": gp.detach(), "g_adv": g_adv.detach(),
            "g_total": g_total.detach()}
     out.update({k: v.detach() for k, v in enc.items()})
     return out
+
+
+def generator_update(ctx: GanContext, g_base: torch.Tensor, enc: dict[str, torch.Tensor]) -> torch.Tensor:
+    """G loss = family terms + weighted DAMSM/f2f/f2r terms; one optimiser step; D gradients re-enabled."""
+    w = ctx.cfg.train.losses
+    g_total = g_base + w.damsm * enc.get("g_damsm", 0.0) + w.f2f * enc.get("g_f2f", 0.0) \
+        + w.f2r * enc.get("g_f2r", 0.0)
+    ctx.opt_g.zero_grad(set_to_none=True)
+    g_total.backward()
+    ctx.opt_g.step()
+    ctx.D.requires_grad_(True)
+    return g_total
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -271,13 +275,7 @@ def attngan_step(ctx: GanContext, batch: dict, step: int) -> dict[str, torch.Ten
             g_adv = g_adv + bce_g(Di.cond_logits(feat, s), Di.uncond_logits(feat))
         kl = kl + kl_loss(extras["mu"], extras["logvar"])
     enc = encoder_terms(ctx, [f[-1] for f in fakes], reals[-1], sets_emb, class_ids)
-    w = cfg.train.losses
-    g_total = g_adv + kl + w.damsm * enc.get("g_damsm", 0.0) + w.f2f * enc.get("g_f2f", 0.0) \
-        + w.f2r * enc.get("g_f2r", 0.0)
-    ctx.opt_g.zero_grad(set_to_none=True)
-    g_total.backward()
-    ctx.opt_g.step()
-    D.requires_grad_(True)
+    g_total = generator_update(ctx, g_adv + kl, enc)
     out = {**d_terms, "d_total": d_loss.detach(), "g_adv": g_adv.detach(), "g_kl": kl.detach(),
            "g_total": g_total.detach()}
     out.update({k: v.detach() for k, v in enc.items()})
@@ -388,24 +386,19 @@ def train_gan(cfg: Config, device, dataset_root: str | Path, force: bool = False
     """
     from ..data.dataset import CaptionDataset
     from ..utils.logging import progress as bar
-    from ..utils.seed import seed_everything, set_deterministic
     from . import checkpoint as ck
     from .damsm import encoder_path, load_encoders
+    from .run import progress_flag, start_run
     from .ema import make_ema, update_ema
 
     fam = get_family(cfg.model.family)
     t, d = cfg.train, cfg.data
     run_dir = run_dir_for(cfg)
-    if force and run_dir.exists():
-        shutil.rmtree(run_dir)
-    save_config(cfg, run_dir)
     summary_path = run_dir / "summary.json"
-    if summary_path.exists() and not force:
-        log.info("reusing GAN run %s (hash %s)", run_dir, cfg.hash[:8])
-        return read_json(summary_path)
-    seed_everything(cfg.run.seed)
-    set_deterministic(cfg.run.deterministic)
-    prog = ("auto" if cfg.run.progress == "auto" else False) if progress == "auto" else progress
+    reused = start_run(cfg, run_dir, force, "GAN")
+    if reused is not None:
+        return reused
+    prog = progress_flag(cfg, progress)
 
     n_caps = 2 if t.losses.f2f > 0 else 1
     sizes = fam.image_sizes(cfg)
