@@ -2,6 +2,7 @@
 # Run the whole study end to end: every notebook through papermill, then HTML reports.
 #
 #   ./run_all.sh [--profile smoke|demo|paper] [--results-dir DIR] [--only NOTEBOOK_PREFIX] [--force]
+#                [--dry-run [--dataset cub|coco]]   (validate data, print the plan and GPU-hour estimate, exit)
 #
 # - Sets up (or reuses) the Python environment first (scripts/setup_env.sh).
 # - Writes results/<profile>/env/ (packages, git commit, device) before anything else.
@@ -11,8 +12,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
 
-PROFILE="smoke"; RESULTS_DIR=""; ONLY=""; FORCE="False"
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
+PROFILE="smoke"; RESULTS_DIR=""; ONLY=""; FORCE="False"; DRY_RUN=0; DATASET="cub"
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --profile) PROFILE="$2"; shift 2 ;;
@@ -21,6 +22,8 @@ while [[ $# -gt 0 ]]; do
     --results-dir=*) RESULTS_DIR="${1#*=}"; shift ;;
     --only) ONLY="$2"; shift 2 ;;
     --force) FORCE="True"; shift ;;
+    --dry-run) DRY_RUN=1; shift ;;
+    --dataset) DATASET="$2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run_all.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
   esac
@@ -28,6 +31,11 @@ done
 case "$PROFILE" in smoke|demo|paper) ;; *) echo "run_all.sh: unknown profile '$PROFILE' (smoke|demo|paper)" >&2; exit 2 ;; esac
 
 PY="$(bash "$ROOT/scripts/setup_env.sh")"
+if [[ "$DRY_RUN" == 1 ]]; then
+  [[ -n "$RESULTS_DIR" ]] && export T2I_RESULTS_DIR="$RESULTS_DIR"
+  [[ "$PROFILE" == paper ]] || { echo "run_all.sh: --dry-run plans the paper profile (use --profile paper)" >&2; exit 2; }
+  exec "$PY" -m t2i_lib plan --profile paper --dataset "$DATASET"
+fi
 OUT="${RESULTS_DIR:-$ROOT/results/$PROFILE}"
 mkdir -p "$OUT"; OUT="$(cd "$OUT" && pwd)"
 mkdir -p "$OUT/env" "$OUT/executed" "$OUT/reports"

@@ -12,6 +12,7 @@ Commands:
   evaluate EXPERIMENT [--profile P] [--seed S] [--device D] [--set key=value ...] [--force]
                                                                        FID/KID, R-precision, consistency -> metrics JSON
   tables [--profile P] [--results-dir DIR]                             rebuild results/<profile>/tables/
+  plan [--profile paper] [--dataset cub|coco] [--no-check]             validate data, print runs and GPU hours
 
 Bad input and bad settings print one ``error:`` line naming the file/key and exit with status 2.
 """
@@ -84,6 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default=None)
     ev.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     ev.add_argument("--force", action="store_true")
+
+    pl = sub.add_parser("plan", help="validate the data and print the full plan of a profile (no training)")
+    pl.add_argument("--profile", default="paper")
+    pl.add_argument("--dataset", default="cub", choices=["cub", "coco"])
+    pl.add_argument("--no-check", action="store_true", help="skip the data-directory check")
 
     tb = sub.add_parser("tables", help="rebuild the tables of a profile from its metrics files")
     tb.add_argument("--profile", default="smoke")
@@ -164,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
             r = evaluate_gan(cfg, resolve_device(args.device or cfg.run.device), ensure_dataset(cfg), force=args.force)
             print(json.dumps({"run_id": r["run_id"], "metrics": {k: v for k, v in r["metrics"].items()
                                                                   if k != "is_unavailable_reason"}}, indent=2))
+        elif args.command == "plan":
+            from .plan import format_plan, paper_plan
+
+            print(format_plan(paper_plan(args.profile, args.dataset, check=not args.no_check)))
         elif args.command == "tables":
             from . import paths
             from .report.tables import write_tables

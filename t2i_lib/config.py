@@ -215,9 +215,9 @@ def _build_experiments() -> dict[str, dict]:
             d = _merge(fdelta, {"train": {"losses": losses}})
             exps[f"{fam}_{var}"] = d
             exps[f"{fam}_{var}_cub"] = _merge(d, {"data": {"dataset": "cub"}})
-            coco = {"data": {"dataset": "coco", "n_captions": 5}}
+            coco = {"data": {"dataset": "coco", "n_captions": 5}, "train": {"epochs": 120}}  # §4.4, §5.1
             if fam != "ssagan":  # AttnGAN lineage on COCO: lambda 50 (§2.7)
-                coco["train"] = {"losses": {"damsm": 50.0}}
+                coco["train"]["losses"] = {"damsm": 50.0}
             exps[f"{fam}_{var}_coco"] = _merge(d, coco)
     return exps
 

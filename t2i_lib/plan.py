@@ -1,0 +1,106 @@
+"""The plan of a profile's full run, without training: validate the data, list the runs, estimate the cost.
+
+``python -m t2i_lib plan --profile paper [--dataset cub|coco]`` (and ``./run_all.sh --profile paper --dry-run``)
+checks the AttnGAN-layout data directory (clear message when it is missing or incomplete), then prints every run
+(DAMSM pretraining, each model family x loss variant, evaluation) with epochs, steps, images per step and samples,
+and an estimate of GPU hours.  Estimates come from benchmark figures: a measured ``results/benchmarks/*.json``
+when one exists for the setting, else the orientation figures below, each labelled with where it comes from.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from . import paths
+from .config import Config, resolve
+from .data.errors import DataError
+
+FAMILIES_IN_STUDY = ("ssagan", "style_attngan")
+VARIANTS = ("baseline", "f2r", "f2f", "both")
+TRAIN_SIZES = {"cub": 8855, "coco": 82783}   # reference split sizes (REFERENCE.md §6)
+TEST_SIZES = {"cub": 2933, "coco": 40470}
+
+# Training images per second per GPU, with their source.  Measured in this project where stated.
+THROUGHPUT = {
+    ("ssagan", 256): (51.0, "public SSA-GAN fp32 step at batch 24 on an H200 (issue 'Scale and speed'; not yet "
+                            "re-measured here)"),
+    ("ssagan", 64): (12.4 * 32, "this project, demo profile on an H200 (1,800 steps of batch 32 in ~145 s)"),
+}
+FID_IMAGES_PER_S_GPU = (1000.0, "order of magnitude for Inception-v3 on a modern GPU (not measured here)")
+
+
+def _throughput(family: str, size: int) -> tuple[float | None, str]:
+    if (family, size) in THROUGHPUT:
+        return THROUGHPUT[(family, size)]
+    return None, "no benchmark for this setting yet"
+
+
+def check_data(cfg: Config) -> dict[str, Any]:
+    """Validate the raw data directory of a CUB/COCO config; raises DataError/LayoutError with what to do."""
+    from .data.attngan import check_layout
+    from .data.prepare import source_dir
+
+    src = source_dir(cfg)
+    if not src.exists():
+        sub = {"cub": "birds", "coco": "coco"}[cfg.data.dataset]
+        raise DataError(
+            f"{cfg.data.dataset.upper()} data not found at {src}. Put the AttnGAN layout under "
+            f"$T2I_DATA_DIR/{sub} (or set data.source_dir): see the README section 'Reproducing the paper'.")
+    return check_layout(cfg.data.dataset, src)
+
+
+def paper_plan(profile: str = "paper", dataset: str = "cub", overrides: dict | None = None,
+               check: bool = True) -> dict[str, Any]:
+    over = dict(overrides or {})
+    cfgs = [resolve(f"{fam}_{var}_{dataset}", profile, over) for fam in FAMILIES_IN_STUDY for var in VARIANTS]
+    layout = check_data(cfgs[0]) if check and dataset in ("cub", "coco") else None
+    n_train = layout["splits"]["train"] if layout else TRAIN_SIZES.get(dataset, 0)
+    n_test = layout["splits"]["test"] if layout else TEST_SIZES.get(dataset, 0)
+    from .train.damsm import damsm_config_for
+
+    dcfg = damsm_config_for(cfgs[0])
+    runs = [{"run": dcfg.run_id, "what": "DAMSM pretraining", "epochs": dcfg.damsm.epochs,
+             "steps": dcfg.damsm.epochs * (n_train // dcfg.damsm.batch_size), "images_per_step": dcfg.damsm.batch_size,
+             "gpu_hours": None, "estimate_source": "no benchmark for DAMSM pretraining yet"}]
+    total = 0.0
+    for c in cfgs:
+        t = c.train
+        per_step_images = t.batch_size // 2 if (t.losses.f2f > 0 and t.f2f_pairing == "split") else t.batch_size
+        steps_per_epoch = n_train // per_step_images
+        steps = t.max_steps if t.max_steps > 0 else t.epochs * steps_per_epoch
+        fakes = per_step_images * (2 if t.losses.f2f > 0 else 1)
+        ips, src = _throughput(c.model.family, c.data.image_size)
+        hours = None if ips is None else steps * per_step_images / ips / 3600 * (fakes / per_step_images)
+        if hours is not None:
+            total += hours
+        runs.append({"run": c.run_id, "what": f"train {c.experiment}", "epochs": t.epochs, "steps": steps,
+                     "images_per_step": per_step_images, "fakes_per_step": fakes,
+                     "gpu_hours": None if hours is None else round(hours, 1), "estimate_source": src})
+    n_eval = cfgs[0].eval.n_samples
+    ev_hours = len(cfgs) * (n_eval + n_test) / FID_IMAGES_PER_S_GPU[0] / 3600
+    runs.append({"run": "evaluation", "what": f"evaluate {len(cfgs)} runs", "samples_per_run": n_eval,
+                 "reference_images": n_test, "gpu_hours": round(ev_hours, 2),
+                 "estimate_source": FID_IMAGES_PER_S_GPU[1]})
+    return {"profile": profile, "dataset": dataset, "data": layout, "n_train": n_train, "n_test": n_test,
+            "runs": runs, "gpu_hours_known": round(total + ev_hours, 1),
+            "unknown": [r["run"] for r in runs if r.get("gpu_hours") is None],
+            "results_dir": str(paths.profile_dir(profile, cfgs[0].run.results_dir))}
+
+
+def format_plan(plan: dict) -> str:
+    lines = [f"Plan for profile '{plan['profile']}' on {plan['dataset'].upper()} "
+             f"({plan['n_train']} train / {plan['n_test']} test images); results in {plan['results_dir']}"]
+    if plan["data"]:
+        d = plan["data"]
+        lines.append(f"data: {d['src']} OK (splits {d['splits']}, class ids {d['class_ids']}, "
+                     f"duplicated keys {len(d['duplicated_keys'])})")
+    for r in plan["runs"]:
+        cost = "unknown" if r.get("gpu_hours") is None else f"{r['gpu_hours']} GPU h"
+        detail = (f"{r['epochs']} epochs, {r['steps']} steps, {r['images_per_step']} images/step"
+                  if "steps" in r else f"{r['samples_per_run']} samples + {r['reference_images']} real images each")
+        lines.append(f"  {r['what']:<34s} {detail:<52s} {cost:>12s}  [{r['estimate_source']}]")
+    lines.append(f"estimated total where known: {plan['gpu_hours_known']} GPU hours; "
+                 f"no estimate yet for: {', '.join(plan['unknown']) or 'none'}")
+    return "\n".join(lines)

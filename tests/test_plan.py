@@ -1,0 +1,52 @@
+"""The paper-profile dry run: data validation and the plan, without training."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from t2i_lib.data.errors import DataError
+from t2i_lib.plan import format_plan, paper_plan
+
+from test_attngan import make_cub
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_plan_on_a_fixture_cub_tree(tmp_path, monkeypatch):
+    src = make_cub(tmp_path / "data")
+    monkeypatch.setenv("T2I_DATA_DIR", str(tmp_path / "data"))
+    plan = paper_plan("paper", "cub")
+    assert plan["data"]["splits"] == {"train": plan["n_train"], "test": plan["n_test"]} and plan["n_train"] > 0
+    runs = plan["runs"]
+    assert runs[0]["what"] == "DAMSM pretraining" and runs[-1]["run"] == "evaluation"
+    trains = [r for r in runs if r["what"].startswith("train ")]
+    assert len(trains) == 8 and {r["what"].split()[1] for r in trains} == {
+        f"{f}_{v}_cub" for f in ("ssagan", "style_attngan") for v in ("baseline", "f2r", "f2f", "both")}
+    f2f = next(r for r in trains if r["what"] == "train ssagan_f2f_cub")
+    assert f2f["fakes_per_step"] == 2 * f2f["images_per_step"] == 48  # duplicate pairing, batch 24
+    assert f2f["gpu_hours"] is not None and f2f["epochs"] == 600
+    text = format_plan(plan)
+    assert "OK" in text and "GPU hours" in text and str(src) in text
+
+
+def test_plan_with_missing_data_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("T2I_DATA_DIR", str(tmp_path / "nothing"))
+    with pytest.raises(DataError, match="CUB data not found .* README"):
+        paper_plan("paper", "cub")
+
+
+@pytest.mark.slow
+def test_run_all_paper_dry_run(tmp_path):
+    env = dict(os.environ, T2I_DATA_DIR=str(tmp_path / "nothing"))
+    env.pop("VIRTUAL_ENV", None)
+    r = subprocess.run(["bash", str(ROOT / "run_all.sh"), "--profile", "paper", "--dry-run"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and "CUB data not found" in r.stderr and "Traceback" not in r.stderr
+    make_cub(tmp_path / "data")
+    env["T2I_DATA_DIR"] = str(tmp_path / "data")
+    r = subprocess.run(["bash", str(ROOT / "run_all.sh"), "--profile", "paper", "--dry-run"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Plan for profile 'paper' on CUB" in r.stdout and "train style_attngan_both_cub" in r.stdout
