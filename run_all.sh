@@ -2,6 +2,7 @@
 # Run the whole study end to end: every notebook through papermill, then HTML reports.
 #
 #   ./run_all.sh [--profile smoke|demo|paper] [--results-dir DIR] [--only NOTEBOOK_PREFIX] [--force]
+#                [--seeds 0,1,2]   (the study: every GAN run once per seed; 06_study aggregates them)
 #                [--dry-run [--dataset cub|coco]]   (validate data, print the plan and GPU-hour estimate, exit)
 #
 # - Sets up (or reuses) the Python environment first (scripts/setup_env.sh).
@@ -12,8 +13,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
 
-PROFILE="smoke"; RESULTS_DIR=""; ONLY=""; FORCE="False"; DRY_RUN=0; DATASET="cub"
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
+PROFILE="smoke"; RESULTS_DIR=""; ONLY=""; FORCE="False"; DRY_RUN=0; DATASET="cub"; SEEDS="0"
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --profile) PROFILE="$2"; shift 2 ;;
@@ -23,6 +24,7 @@ while [[ $# -gt 0 ]]; do
     --only) ONLY="$2"; shift 2 ;;
     --force) FORCE="True"; shift ;;
     --dry-run) DRY_RUN=1; shift ;;
+    --seeds) SEEDS="$2"; shift 2 ;;
     --dataset) DATASET="$2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run_all.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
@@ -55,10 +57,14 @@ START=$(date +%s)
 } > "$OUT/env/run.txt"
 
 # 2. Notebooks, in order.  02_train_gan runs once per model family x loss variant.
-NOTEBOOKS=(00_prepare_data 01_pretrain_damsm 02_train_gan 03_evaluate 04_paper_tables 05_semantic_consistency)
+NOTEBOOKS=(00_prepare_data 01_pretrain_damsm 02_train_gan 03_evaluate 04_paper_tables 05_semantic_consistency
+           06_study)
 GAN_EXPERIMENTS=(ssagan_baseline ssagan_f2r ssagan_f2f ssagan_both
                  style_attngan_baseline style_attngan_f2r style_attngan_f2f style_attngan_both)
-EXP_YAML="EXPERIMENTS: [$(IFS=,; echo "${GAN_EXPERIMENTS[*]}")]"
+[[ "$SEEDS" =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "run_all.sh: --seeds must look like 0,1,2" >&2; exit 2; }
+IFS=, read -r -a SEED_LIST <<< "$SEEDS"
+EXP_YAML="EXPERIMENTS: [$(IFS=,; echo "${GAN_EXPERIMENTS[*]}")]
+SEEDS: [$SEEDS]"
 run_nb() {  # name output-stem [extra papermill args...]
   local nb="$1" stem="$2"; shift 2
   echo "[run_all] ${stem}" >&2
@@ -75,7 +81,12 @@ run_nb() {  # name output-stem [extra papermill args...]
 for nb in "${NOTEBOOKS[@]}"; do
   [[ -n "$ONLY" && "$nb" != "$ONLY"* ]] && continue
   if [[ "$nb" == 02_train_gan ]]; then
-    for exp in "${GAN_EXPERIMENTS[@]}"; do run_nb "$nb" "${nb}-${exp}" -p EXPERIMENT "$exp"; done
+    for seed in "${SEED_LIST[@]}"; do
+      for exp in "${GAN_EXPERIMENTS[@]}"; do
+        stem="${nb}-${exp}"; [[ "$SEEDS" != "0" ]] && stem="${stem}-s${seed}"
+        run_nb "$nb" "$stem" -p EXPERIMENT "$exp" -p SEED "$seed"
+      done
+    done
   elif [[ "$nb" == 03_evaluate || "$nb" == 05_semantic_consistency ]]; then
     run_nb "$nb" "$nb" -y "$EXP_YAML"
   else

@@ -99,7 +99,9 @@ def test_run_all_smoke(tmp_path):
                for m in ("SSA-GAN", "AttnGAN + style blocks"))
     assert (out / "tables" / "published_cub.md").is_file() and (out / "figures" / "04_metrics.png").is_file()
     assert (out / "figures" / "05_side_by_side.png").stat().st_size > 10_000
-    for nb in ("03_evaluate", "04_paper_tables", "05_semantic_consistency"):
+    study = (out / "study.md").read_text()
+    assert "## Claim (a)" in study and "Limits of this testbed" in study and "inconclusive" in study  # one seed
+    for nb in ("03_evaluate", "04_paper_tables", "05_semantic_consistency", "06_study"):
         assert (out / "reports" / f"{nb}.html").stat().st_size > 50_000
     # no executed notebook written back into notebooks/
     nb = json.loads((ROOT / "notebooks" / "00_prepare_data.ipynb").read_text())
@@ -111,3 +113,6 @@ def test_run_all_fails_loudly(tmp_path):
     r = subprocess.run(["bash", str(ROOT / "run_all.sh"), "--profile", "nope"], capture_output=True, text=True,
                        env=_env(), cwd=ROOT)
     assert r.returncode == 2 and "unknown profile" in r.stderr
+    r = subprocess.run(["bash", str(ROOT / "run_all.sh"), "--seeds", "a,b"], capture_output=True, text=True,
+                       env=_env(), cwd=ROOT)
+    assert r.returncode == 2 and "--seeds must look like" in r.stderr
