@@ -405,8 +405,6 @@ class CaptionDataset:
         return fixed_length(ids, self.max_words, self.long_caption_mode, rng)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        import torch
-
         index = int(index)
         tries = 0
         while True:
@@ -421,7 +419,6 @@ class CaptionDataset:
                 if tries >= len(self.records):
                     raise DataError(f"{self.root}: no readable image in split {self.split!r}")
                 index = (index + 1) % len(self.records)
-        del torch  # pragma: no cover
 
     def _item(self, index: int) -> dict[str, Any]:
         import torch
