@@ -1,0 +1,133 @@
+"""Training-step throughput of each model family x loss variant (the real step functions, random data).
+
+For every (family, variant) the step of ``t2i_lib.train.gan`` runs on a random batch with frozen random DAMSM
+encoders of the profile's size: one warm-up step, then the median wall time of ``--repeats`` steps (CUDA
+synchronised).  Reports images/s (real images per step / step time), fakes per step, the overhead of each
+contrastive variant over the baseline step, and peak GPU memory.  Writes JSON and a bar chart to
+``results/benchmarks/`` with the device named.
+
+    python benchmarks/bench_train_step.py [--profile smoke] [--families ssagan,style_attngan] [--size 64]
+                                          [--batch 8] [--repeats 5] [--device auto] [--pairing duplicate]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_ROOT))
+
+import t2i_lib  # noqa: E402
+from t2i_lib import config as C  # noqa: E402
+from t2i_lib.models.damsm import ImageEncoder, TextEncoder, freeze  # noqa: E402
+from t2i_lib.train import gan  # noqa: E402
+from t2i_lib.utils.device import resolve_device  # noqa: E402
+from t2i_lib.utils.io import write_json  # noqa: E402
+
+VARIANTS = ("baseline", "f2r", "f2f", "both")
+
+
+def random_batch(cfg, n_images: int, sizes, two_captions: bool, vocab: int = 200, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    t = cfg.data.max_words
+    batch = {"images": [torch.rand(n_images, 3, s, s, generator=g) * 2 - 1 for s in sizes],
+             "class_id": torch.arange(n_images)}
+    for sfx in ("", "2") if two_captions else ("",):
+        lens = torch.randint(3, t + 1, (n_images,), generator=g)
+        caps = torch.randint(1, vocab, (n_images, t), generator=g)
+        caps[torch.arange(t)[None] >= lens[:, None]] = 0
+        batch["caption" + sfx], batch["cap_len" + sfx] = caps, lens
+    return batch
+
+
+def bench(family: str, variant: str, profile: str, size: int, batch: int, repeats: int, device, pairing: str):
+    over = {"data.image_size": size, "train.batch_size": batch, "train.f2f_pairing": pairing}
+    cfg = C.resolve(f"{family}_{variant}", profile, over)
+    fam = gan.get_family(family)
+    modules, _ = fam.build(cfg)
+    G, D = modules["G"].to(device), modules["D"].to(device)
+    dm = cfg.damsm
+    te = freeze(TextEncoder(200, dm.word_dim, dm.embedding_dim).to(device))
+    ie = freeze(ImageEncoder(dm.backbone, dm.embedding_dim, dm.small_width, size).to(device))
+    betas = fam.betas(cfg)
+    ctx = gan.GanContext(cfg, device, te, ie, G, D, torch.optim.Adam(G.parameters(), cfg.train.lr_g, betas=betas),
+                         torch.optim.Adam(D.parameters(), cfg.train.lr_d, betas=betas))
+    n_img = gan.images_per_loader_batch(cfg)
+    b = random_batch(cfg, n_img, fam.image_sizes(cfg), cfg.train.losses.f2f > 0)
+    times = []
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    for i in range(repeats + 1):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        fam.step(ctx, b, i)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i:
+            times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    fakes = n_img * (2 if cfg.train.losses.f2f > 0 else 1)
+    return {"family": family, "variant": variant, "image_size": size, "batch_size": batch, "real_images": n_img,
+            "fakes_per_step": fakes, "pairing": pairing, "median_step_s": med, "repeats_s": times,
+            "images_per_s": n_img / med, "fakes_per_s": fakes / med,
+            "peak_mem_gb": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--profile", default="smoke")
+    ap.add_argument("--families", default="ssagan,style_attngan")
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--pairing", default="duplicate", choices=["duplicate", "split"])
+    ap.add_argument("--out", default=str(PROJECT_ROOT / "results" / "benchmarks"))
+    a = ap.parse_args(argv)
+    device = resolve_device(a.device)
+    torch.manual_seed(0)
+    rows = []
+    for fam in a.families.split(","):
+        for var in VARIANTS:
+            r = bench(fam, var, a.profile, a.size, a.batch, a.repeats, device, a.pairing)
+            rows.append(r)
+            print(f"{fam:14s} {var:9s} {r['median_step_s'] * 1000:9.1f} ms/step {r['images_per_s']:8.1f} real img/s "
+                  f"{r['fakes_per_s']:8.1f} fakes/s (fakes/step {r['fakes_per_step']})", flush=True)
+    for r in rows:
+        base = next(x for x in rows if x["family"] == r["family"] and x["variant"] == "baseline")
+        r["overhead_vs_baseline"] = r["median_step_s"] / base["median_step_s"] - 1
+    dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "cpu")
+    tag = f"train_step-{device.type}-{a.profile}-{a.size}px-b{a.batch}-{a.pairing}"
+    out = Path(a.out)
+    rec = {"benchmark": "train_step", "device": str(device), "device_name": dev_name,
+           "threads": torch.get_num_threads(), "torch": torch.__version__, "lib_version": t2i_lib.__version__,
+           "profile": a.profile, "repeats": a.repeats, "warmup": 1, "rows": rows,
+           "note": "median over repeats after one warm-up step; random data, random frozen DAMSM encoders"}
+    write_json(out / f"{tag}.json", rec)
+    from t2i_lib.report import figures
+
+    plt = figures._plt()
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    labels = [f"{r['family'].replace('style_attngan', 'style')}\n{r['variant']}" for r in rows]
+    ax.bar(range(len(rows)), [r["median_step_s"] * 1000 for r in rows],
+           color=["#4c72b0", "#dd8452", "#55a868", "#c44e52"])
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels(labels, fontsize=7)
+    ax.set_ylabel("ms per training step (median)")
+    ax.set_title(f"training step, {a.profile} widths, {a.size}px, batch {a.batch} ({dev_name})", fontsize=9)
+    fig.tight_layout()
+    figures.save(fig, out / f"{tag}.png")
+    print(f"wrote {out / (tag + '.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
