@@ -91,6 +91,18 @@ def noise_for_sets(cfg: Config, n: int, z_dim: int, step: int, sets, device) -> 
     return out
 
 
+def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def accumulate(sums: dict[str, torch.Tensor], terms: dict[str, torch.Tensor]) -> None:
+    """Add detached loss terms into ``sums`` (summed over caption sets / scales)."""
+    for k, v in terms.items():
+        sums[k] = sums.get(k, 0.0) + v.detach()
+
+
 def encoder_terms(ctx: GanContext, fakes: list[torch.Tensor], real: torch.Tensor, sets_emb: list,
                   class_ids: torch.Tensor) -> dict[str, torch.Tensor]:
     """DAMSM, fake-to-fake and fake-to-real terms of the G loss, from one image-encoder pass."""
@@ -161,17 +173,12 @@ def ssagan_step(ctx: GanContext, batch: dict, step: int) -> dict[str, torch.Tens
         mis = D.cond_logits(real_feat[:-1], s[1:]) if real.shape[0] > 1 else None
         terms = hinge_d(D.cond_logits(real_feat, s), logits(fake.detach(), s), mis)
         d_loss = d_loss + terms["d_adv"]
-        for k, v in terms.items():
-            d_terms[k] = d_terms.get(k, 0.0) + v.detach()
-    ctx.opt_d.zero_grad(set_to_none=True)
-    d_loss.backward()
-    ctx.opt_d.step()
+        accumulate(d_terms, terms)
+    optimizer_step(ctx.opt_d, d_loss)
     gp = torch.zeros((), device=dev)
     if t.magp_weight > 0:
         gp = sum(ma_gp(logits, real, s, t.magp_weight, t.magp_power) for _, s, _ in sets_emb)
-        ctx.opt_d.zero_grad(set_to_none=True)
-        gp.backward()
-        ctx.opt_d.step()
+        optimizer_step(ctx.opt_d, gp)
 
     # --- G: adversarial + DAMSM + contrastive ------------------------------------------------------------
     D.requires_grad_(False)  # no D gradients during the G step
@@ -189,9 +196,7 @@ def generator_update(ctx: GanContext, g_base: torch.Tensor, enc: dict[str, torch
     w = ctx.cfg.train.losses
     g_total = g_base + w.damsm * enc.get("g_damsm", 0.0) + w.f2f * enc.get("g_f2f", 0.0) \
         + w.f2r * enc.get("g_f2r", 0.0)
-    ctx.opt_g.zero_grad(set_to_none=True)
-    g_total.backward()
-    ctx.opt_g.step()
+    optimizer_step(ctx.opt_g, g_total)
     ctx.D.requires_grad_(True)
     return g_total
 
@@ -261,11 +266,8 @@ def attngan_step(ctx: GanContext, batch: dict, step: int) -> dict[str, torch.Ten
                           Di.cond_logits(feat_real[:-1], s[1:]), Di.uncond_logits(feat_real),
                           Di.uncond_logits(feat_fake))
             d_loss = d_loss + terms["d_adv"]
-            for k, v in terms.items():
-                d_terms[k] = d_terms.get(k, 0.0) + v.detach()
-    ctx.opt_d.zero_grad(set_to_none=True)
-    d_loss.backward()
-    ctx.opt_d.step()
+            accumulate(d_terms, terms)
+    optimizer_step(ctx.opt_d, d_loss)
 
     D.requires_grad_(False)
     g_adv, kl = 0.0, 0.0
