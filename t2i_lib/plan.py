@@ -9,8 +9,6 @@ when one exists for the setting, else the orientation figures below, each labell
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
 from typing import Any
 
 from . import paths

@@ -11,7 +11,6 @@ import json
 import logging
 import pickle
 import shutil
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,8 @@ from t2i_lib.data.errors import (BadImageError, CaptionFileError, DataError, Lay
                                  UnsafePickleError)
 from t2i_lib.data.images import bbox_crop, load_rgb, resize_shorter
 from t2i_lib.data.text import Vocabulary, tokenize
+
+from test_safe_pickle import py2_int64_list_p0  # the Python-2 class_info.pickle builder
 
 W, H = 40, 30  # fixture image size
 STORE = 16  # store_size used by the tests (small: fast)
@@ -52,23 +53,6 @@ COCO_SPLITS = {"train": ["COCO_train2014_000000000009", "COCO_train2014_00000000
 # ------------------------------------------------------------------------------------------------------------
 # Fixture builders
 # ------------------------------------------------------------------------------------------------------------
-def py2_int64_list_p0(values) -> bytes:
-    """Protocol-0 list of NumPy-1.x int64 scalars, as Python 2 wrote ``class_info.pickle``."""
-    out = [b"(lp0\n"]
-    memo = 1
-    for n, v in enumerate(values):
-        raw = b"S'" + "".join(f"\\x{b:02x}" for b in struct.pack("<q", int(v))).encode("ascii") + b"'"
-        if n == 0:
-            out.append(b"cnumpy.core.multiarray\nscalar\np1\n(cnumpy\ndtype\np2\n(S'i8'\np3\nI0\nI1\ntp4\nRp5\n"
-                       b"(I3\nS'<'\np6\nNNNI-1\nI-1\nI0\ntp7\nb" + raw + b"\np8\ntp9\nRp10\na")
-            memo = 11
-        else:
-            out.append(b"g1\n(g5\n" + raw + b"\np%d\ntp%d\nRp%d\na" % (memo, memo + 1, memo + 2))
-            memo += 3
-    out.append(b".")
-    return b"".join(out)
-
-
 def gradient_image(seed: int = 0) -> Image.Image:
     """40x30 RGB whose pixel (x, y) is (5x, 5y, 40 + 20*seed): the crop position can be read from the pixels."""
     xs, ys = np.meshgrid(np.arange(W), np.arange(H))

@@ -119,7 +119,9 @@ def evaluate_gan(cfg: Config, device, dataset_root: str | Path, force: bool = Fa
                      e.eval_seed, e.r_precision_off_by_one)
 
     # 3. FID / KID (IS when the classifier exists) against the real test split at the training resolution.
-    reals = torch.stack([to_uint8(test.load_and_transform(i)[-1][None])[0] for i in range(len(test))])
+    def reals():  # loaded only when the cached real statistics are missing
+        return torch.stack([to_uint8(test.load_and_transform(i)[-1][None])[0] for i in range(len(test))])
+
     weights = fidelity.resolve_fid_weights(e.fid_weights) if e.feature_extractor == "inception-v3-compat" else None
     man = read_manifest(dataset_root)
     key = fidelity.real_stats_key(f"{man['name']}-{man['records'].get('sha256', '')[:16]}", "test", d.image_size,

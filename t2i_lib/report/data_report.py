@@ -47,13 +47,14 @@ def dataset_report(root: str | Path, out_dir: str | Path, n_preview: int = 8, se
     lengths = length_stats(recs, max_words)
     diversity = wording_diversity(recs, seed=seed)
     top = [(vocab.idx_to_word[i], c) for i, c in word_counts(recs).most_common(15)]
+    lens = caption_lengths(recs)
     fig_dir = out_dir / "figures"
     files = {
         "preview": figures.save(preview_figure(root, "train", n_preview, seed=seed), fig_dir / "00_samples.png"),
         "lengths": figures.save(
-            figures.histogram(caption_lengths(recs), "caption length (tokens)", f"{m['name']}: caption lengths",
+            figures.histogram(lens, "caption length (tokens)", f"{m['name']}: caption lengths",
                               vline=max_words + 0.5, vlabel=f"max_words = {max_words}",
-                              bins=np.arange(0.5, caption_lengths(recs).max() + 1.5)),
+                              bins=np.arange(0.5, lens.max() + 1.5)),
             fig_dir / "00_caption_lengths.png"),
         "diversity": figures.save(
             figures.bar(["sibling captions", "unrelated captions"],

@@ -471,8 +471,8 @@ def train_gan(cfg: Config, device, dataset_root: str | Path, force: bool = False
             loader_iter, cur_epoch = iter(loader), epoch
         batch = next(loader_iter)
         terms = fam.step(ctx, batch, step)
-        bad = [k for k, v in terms.items() if not torch.isfinite(v).all()]
-        if bad:
+        if not bool(torch.isfinite(torch.stack([v.detach().float().sum() for v in terms.values()])).all()):
+            bad = [k for k, v in terms.items() if not torch.isfinite(v).all()]  # one host sync per step
             msg = f"non-finite loss {', '.join(bad)} at step {step} of {cfg.run_id}"
             if not t.skip_nonfinite:
                 raise NonFiniteLossError(msg + " (last good checkpoint kept; set train.skip_nonfinite to skip)")
