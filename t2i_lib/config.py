@@ -437,6 +437,12 @@ def from_dict(d: dict) -> Config:
 
 # Keys that cannot change a result: left out of the hash so e.g. moving to a GPU keeps the run id.
 NON_SEMANTIC_KEYS = ("run.device", "run.progress", "run.results_dir", "data.num_workers", "eval.batch_size")
+# What a run's product depends on, per kind of run.  A DAMSM run reads data/damsm/run and the R-precision protocol
+# it validates with; a GAN run reads everything but the evaluation protocol (metrics carry their own eval hash),
+# except the seed of its fixed-noise sample grids.  So changing e.g. demo's GAN epochs keeps the pretrained DAMSM,
+# and changing eval.n_samples re-evaluates without retraining.
+DAMSM_EVAL_KEYS = ("r_precision_candidates", "r_precision_folds", "eval_seed")
+GAN_EVAL_KEYS = ("eval_seed",)
 
 
 def config_hash(cfg: Config) -> str:
@@ -444,6 +450,11 @@ def config_hash(cfg: Config) -> str:
     for key in NON_SEMANTIC_KEYS:
         sect, name = key.split(".")
         d[sect].pop(name, None)
+    if cfg.experiment in ("damsm", "damsm_cl"):
+        d = {"experiment": d["experiment"], "profile": d["profile"], "data": d["data"], "damsm": d["damsm"],
+             "run": d["run"], "eval": {k: d["eval"][k] for k in DAMSM_EVAL_KEYS}}
+    else:
+        d["eval"] = {k: d["eval"][k] for k in GAN_EVAL_KEYS}
     return sha256_hex(canonical_json(d))
 
 

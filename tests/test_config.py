@@ -42,6 +42,21 @@ def test_overrides_nested_and_dotted_and_seed():
     assert C.resolve("ssagan_f2f", "smoke", {"train.lr_g": 1}).train.lr_g == 1.0  # int accepted for float
 
 
+def test_hash_is_scoped_to_what_the_run_reads():
+    damsm = C.resolve("damsm", "demo")
+    # A DAMSM run does not depend on GAN training, model or evaluation settings ...
+    for over in ({"train.epochs": 2}, {"model.ngf": 16}, {"eval.n_samples": 10}, {"train.losses.f2f": 0.3}):
+        assert C.resolve("damsm", "demo", over).hash == damsm.hash, over
+    # ... but on its data, its own settings, its seed and the R-precision protocol it validates with.
+    for over in ({"damsm.epochs": 3}, {"data.n_images": 600}, {"eval.r_precision_candidates": 50}):
+        assert C.resolve("damsm", "demo", over).hash != damsm.hash, over
+    assert C.resolve("damsm", "demo", seed=1).hash != damsm.hash
+    gan = C.resolve("ssagan_f2f", "demo")
+    assert C.resolve("ssagan_f2f", "demo", {"eval.n_samples": 10, "eval.kid_subset_size": 5}).hash == gan.hash
+    assert C.resolve("ssagan_f2f", "demo", {"eval.eval_seed": 7}).hash != gan.hash  # seeds the sample grids
+    assert C.resolve("ssagan_f2f", "demo", {"damsm.epochs": 3}).hash != gan.hash   # another DAMSM, another run
+
+
 def test_hash_ignores_non_semantic_keys_only():
     base = C.resolve("ssagan_f2f", "smoke")
     assert C.resolve("ssagan_f2f", "smoke", {"run.device": "cuda", "data.num_workers": 3}).hash == base.hash

@@ -33,7 +33,8 @@ def variant_of(cfg: Config) -> str:
 
 
 def _eval_hash(cfg: Config) -> str:
-    return sha256_hex(canonical_json(cfg.to_dict()["eval"]))[:16]
+    """The evaluation protocol's hash; the batch size is left out (results do not depend on it, tested)."""
+    return sha256_hex(canonical_json({k: v for k, v in cfg.to_dict()["eval"].items() if k != "batch_size"}))[:16]
 
 
 def attribute_classifier(cfg: Config, dataset_root: str | Path, device):
