@@ -149,14 +149,14 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "train-gan":
             from .config import parse_cli_overrides, resolve
             from .data.prepare import ensure_dataset
-            from .train.damsm import damsm_config_for, pretrain_damsm
+            from .train.damsm import ensure_encoders
             from .train.gan import train_gan
             from .utils.device import resolve_device
 
             cfg = resolve(args.experiment, args.profile, parse_cli_overrides(args.overrides), seed=args.seed)
             device = resolve_device(args.device or cfg.run.device)
             root = ensure_dataset(cfg)
-            pretrain_damsm(damsm_config_for(cfg), device, root)
+            ensure_encoders(cfg, device, root)
             s = train_gan(cfg, device, root, force=args.force, resume=not args.no_resume)
             print(f"GAN {s['run_id']}: {s['steps']} steps in {s['wall_seconds']:.0f} s on {s['device']}; "
                   f"samples {s['sample_grid']}")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .. import paths
 from ..config import Config
-from ..utils.io import canonical_json, sha256_hex
+from ..utils.io import canonical_json, dir_lock, sha256_hex
 from .dataset import read_manifest
 from .errors import ManifestError
 
@@ -47,8 +47,16 @@ def source_dir(cfg: Config) -> Path:
 
 
 def ensure_dataset(cfg: Config, force: bool = False, progress: bool | str = "auto") -> Path:
-    """Return the canonical dataset of ``cfg``, preparing it first if missing (or if ``force``)."""
+    """Return the canonical dataset of ``cfg``, preparing it first if missing (or if ``force``).  A second process
+    asking for a dataset being prepared waits for it (:func:`~t2i_lib.utils.io.dir_lock`), then reuses it."""
     root = dataset_root(cfg)
+    if force or (not cfg.data.root and not root.exists()):
+        with dir_lock(root):
+            return _ensure_dataset(cfg, root, force, progress)
+    return _ensure_dataset(cfg, root, force, progress)
+
+
+def _ensure_dataset(cfg: Config, root: Path, force: bool, progress: bool | str) -> Path:
     d = cfg.data
     if d.root and not force:
         read_manifest(root)  # clear error if it is not a dataset

@@ -59,6 +59,19 @@ def encoder_path(cfg: Config) -> Path:
     return run_dir_for(damsm_config_for(cfg)) / "best.pt"
 
 
+def ensure_encoders(cfg: Config, device, dataset_root: str | Path) -> Path:
+    """The DAMSM checkpoint a GAN run of ``cfg`` uses, pretraining the profile's DAMSM first when it is missing.
+    With ``damsm.encoder_path`` set, that file is used as given (an error if it does not exist; nothing is
+    trained)."""
+    path = encoder_path(cfg)
+    if cfg.damsm.encoder_path:
+        if not path.is_file():
+            raise FileNotFoundError(f"damsm.encoder_path={cfg.damsm.encoder_path!r} does not exist")
+        return path
+    pretrain_damsm(damsm_config_for(cfg), device, dataset_root)
+    return path
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Building and loading encoders
 # ------------------------------------------------------------------------------------------------------------
@@ -147,9 +160,20 @@ def pretrain_damsm(cfg: Config, device, dataset_root: str | Path, force: bool = 
     """Pretrain DAMSM encoders for ``cfg`` (a ``damsm``/``damsm_cl`` config) on ``dataset_root``.
 
     Returns the summary (also written to ``run_dir/summary.json``).  A finished run with the same config is reused
-    unless ``force``; an interrupted one resumes from its latest checkpoint when ``resume``.  ``max_batches > 0``
-    limits batches per epoch (tests).
+    unless ``force``; an interrupted one resumes from its latest checkpoint when ``resume``.  A second process
+    asking for the same run waits for the first (:func:`~t2i_lib.utils.io.dir_lock`), then reuses it.
+    ``max_batches > 0`` limits batches per epoch (tests).
     """
+    from ..utils.io import dir_lock
+
+    if cfg.experiment not in ("damsm", "damsm_cl"):
+        cfg = damsm_config_for(cfg)
+    with dir_lock(run_dir_for(cfg)):
+        return _pretrain_damsm(cfg, device, dataset_root, force, resume, progress, max_batches)
+
+
+def _pretrain_damsm(cfg: Config, device, dataset_root: str | Path, force: bool, resume: bool,
+                    progress: bool | str, max_batches: int) -> dict[str, Any]:
     import torch
 
     from ..data.dataset import CaptionDataset, make_loader
@@ -158,8 +182,6 @@ def pretrain_damsm(cfg: Config, device, dataset_root: str | Path, force: bool = 
     from . import checkpoint as ck
     from .run import progress_flag, start_run
 
-    if cfg.experiment not in ("damsm", "damsm_cl"):
-        cfg = damsm_config_for(cfg)
     dm, d = cfg.damsm, cfg.data
     run_dir = run_dir_for(cfg)
     summary_path = run_dir / "summary.json"

@@ -384,8 +384,17 @@ def train_gan(cfg: Config, device, dataset_root: str | Path, force: bool = False
     """Train the GAN of ``cfg`` on ``dataset_root``; returns (and writes) ``summary.json``.
 
     Needs the profile's DAMSM (``t2i_lib.train.damsm.encoder_path(cfg)``).  A finished run with the same config
-    is reused unless ``force``; an interrupted one resumes from its latest checkpoint when ``resume``.
+    is reused unless ``force``; an interrupted one resumes from its latest checkpoint when ``resume``.  A second
+    process asking for the same run waits for the first (:func:`~t2i_lib.utils.io.dir_lock`), then reuses it.
     """
+    from ..utils.io import dir_lock
+
+    with dir_lock(run_dir_for(cfg)):
+        return _train_gan(cfg, device, dataset_root, force, resume, progress)
+
+
+def _train_gan(cfg: Config, device, dataset_root: str | Path, force: bool, resume: bool,
+               progress: bool | str) -> dict[str, Any]:
     from ..data.dataset import CaptionDataset
     from ..utils.logging import progress as bar
     from . import checkpoint as ck

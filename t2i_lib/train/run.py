@@ -13,8 +13,9 @@ log = logging.getLogger(__name__)
 
 
 def start_run(cfg: Config, run_dir: Path, force: bool, what: str) -> dict | None:
-    """Write ``config.json`` (refusing another config's directory), then either return the summary of a finished
-    run with this config (reuse, logged) or seed everything and return None (train)."""
+    """Write ``config.json`` (refusing another config's directory),
+    then either return the summary of a finished run with this config (reuse, logged) or seed everything and
+    return None (train)."""
     from ..utils.seed import seed_everything, set_deterministic
 
     if force and run_dir.exists():

@@ -6,6 +6,7 @@ Every product the library writes goes through :func:`atomic_write_bytes` (tempor
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -77,3 +78,44 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
                 break
             h.update(block)
     return h.hexdigest()
+
+
+_HELD_LOCKS: dict[str, list[int]] = {}  # lock file -> [fd, depth] held by this process
+
+
+@contextlib.contextmanager
+def dir_lock(path: str | os.PathLike):
+    """Exclusive lock on directory ``path`` while the block runs (``.<name>.lock`` beside it).
+
+    A second process asking for the same directory waits (logged) until the first one leaves the block, then
+    finds its finished work (reuse) or its checkpoints (resume), instead of both writing the same files.  Re-entrant
+    within one process; released by the OS if the process dies.  POSIX advisory locks (local file systems, NFS
+    with lock support)."""
+    import fcntl
+    import logging
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = str(path.parent / f".{path.name}.lock")
+    if lock in _HELD_LOCKS:
+        _HELD_LOCKS[lock][1] += 1
+    else:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            logging.getLogger(__name__).info("%s is in use by another process (pid %s): waiting for it",
+                                             path.name, holder)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _HELD_LOCKS[lock] = [fd, 1]
+    try:
+        yield
+    finally:
+        _HELD_LOCKS[lock][1] -= 1
+        if _HELD_LOCKS[lock][1] == 0:
+            fd = _HELD_LOCKS.pop(lock)[0]
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
