@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "pretrain-damsm":
             from .config import parse_cli_overrides, resolve
             from .data.prepare import ensure_dataset
+            from .train import distributed
             from .train.damsm import damsm_config_for, pretrain_damsm
             from .utils.device import resolve_device
 
@@ -140,8 +141,12 @@ def main(argv: list[str] | None = None) -> int:
             if args.seed is not None:
                 over["damsm.seed"] = args.seed
             cfg = damsm_config_for(resolve(args.experiment, args.profile, over))
-            device = resolve_device(args.device or cfg.run.device)
+            info, ddev = distributed.init(args.device or cfg.run.device)  # torchrun: join the process group
+            device = ddev or resolve_device(args.device or cfg.run.device)
             s = pretrain_damsm(cfg, device, ensure_dataset(cfg), force=args.force, resume=not args.no_resume)
+            distributed.shutdown(info)
+            if not info.is_main:
+                return 0
             rp = s["r_precision_best"]
             print(f"DAMSM {s['run_id']}: best epoch {s['best_epoch']}, real-image R-precision "
                   f"{100 * rp['r_precision']:.1f} ± {100 * rp['r_precision_std']:.1f} % "

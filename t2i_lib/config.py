@@ -66,6 +66,7 @@ class DamsmConfig:
     inception_weights: str = "random"    # random | fid-helper (offline TF-2015 substitute) | path to a .pth
     embedding_dim: int = 256             # joint text/image space (reference 256)
     word_dim: int = 300                  # word embedding size (reference 300)
+    text_dropout: float = 0.5            # dropout on word embeddings (reference 0.5)
     small_width: int = 32                # channels of the small CNN backbone
     gamma1: float = 4.0                  # attention sharpness over regions (pretraining yml 4.0)
     gamma2: float = 5.0                  # aggregation over words

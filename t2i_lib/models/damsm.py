@@ -159,12 +159,13 @@ class ImageEncoder(nn.Module):
 
 def build_damsm(vocab_size: int, backbone: str = "small", embedding_dim: int = 256, word_dim: int = 300,
                 small_width: int = 32, small_input: int = 64, inception_weights: str = "random",
-                cache_dir=None) -> tuple[TextEncoder, ImageEncoder, dict]:
+                cache_dir=None, text_dropout: float = 0.5) -> tuple[TextEncoder, ImageEncoder, dict]:
     """Both encoders from explicit settings, plus the constructor kwargs to store in a checkpoint."""
     from .inception_weights import torchvision_inception_state_dict
 
     sd = torchvision_inception_state_dict(inception_weights, cache_dir) if backbone == "inception" else None
-    text_kw = {"vocab_size": vocab_size, "word_dim": word_dim, "embedding_dim": embedding_dim}
+    text_kw = {"vocab_size": vocab_size, "word_dim": word_dim, "embedding_dim": embedding_dim,
+               "dropout": text_dropout}
     image_kw = {"backbone": backbone, "embedding_dim": embedding_dim, "small_width": small_width,
                 "small_input": small_input}
     return (TextEncoder(**text_kw), ImageEncoder(**image_kw, inception_state_dict=sd),

@@ -81,7 +81,7 @@ def build_encoders(cfg: Config, vocab_size: int):
     dm = cfg.damsm
     return build_damsm(vocab_size, backbone=dm.backbone, embedding_dim=dm.embedding_dim, word_dim=dm.word_dim,
                        small_width=dm.small_width, small_input=cfg.data.image_size,
-                       inception_weights=dm.inception_weights)
+                       inception_weights=dm.inception_weights, text_dropout=dm.text_dropout)
 
 
 def load_encoders(path: str | Path, device, vocab_hash: str | None = None, freeze_them: bool = True):
@@ -117,28 +117,41 @@ def load_encoders(path: str | Path, device, vocab_hash: str | None = None, freez
 # ------------------------------------------------------------------------------------------------------------
 # One batch
 # ------------------------------------------------------------------------------------------------------------
-def batch_loss(text_enc, image_enc, batch: dict, cfg: Config, device) -> dict[str, Any]:
-    """DAMSM (and DAMSM+CL) loss terms of one batch from a CaptionDataset loader."""
+def batch_loss(text_enc, image_enc, batch: dict, cfg: Config, device, info=None) -> dict[str, Any]:
+    """DAMSM (and DAMSM+CL) loss terms of one batch from a CaptionDataset loader.
+
+    Under torchrun (``info`` of :mod:`.distributed`) the batch is this rank's slice; features are gathered so
+    the B x B matching terms see the global batch (the same loss on every rank).  Both caption sets of DAMSM+CL
+    go through the text encoder in one call (one DDP forward per step)."""
+    import torch
+
     from ..losses.contrastive import nt_xent
     from ..losses.damsm import damsm_loss
+    from .distributed import SINGLE, gather_cat
 
+    info = info or SINGLE
     dm = cfg.damsm
     imgs = batch["images"][-1].to(device)
-    cls = batch["class_id"].to(device)
     region, code = image_enc(imgs)
+    region, code = gather_cat(region, info), gather_cat(code, info)
+    cls = gather_cat(batch["class_id"].to(device), info)
+    keys = [("", "caption", "cap_len")]
+    if dm.contrastive and "caption2" in batch:
+        keys.append(("2", "caption2", "cap_len2"))
+    caps = torch.cat([batch[ck] for _, ck, _ in keys]).to(device)
+    lens = torch.cat([batch[lk] for _, _, lk in keys]).to(device)
+    words_all, sent_all = text_enc(caps, lens)
+    n = imgs.shape[0]
     out: dict[str, Any] = {}
     total = 0.0
     sents = []
-    sets = [("", "caption", "cap_len")]
-    if dm.contrastive and "caption2" in batch:
-        sets.append(("2", "caption2", "cap_len2"))
-    for sfx, ck, lk in sets:
-        caps, lens = batch[ck].to(device), batch[lk].to(device)
-        words, sent = text_enc(caps, lens)
-        terms = damsm_loss(region, code, words, sent, lens, cls, dm.gamma1, dm.gamma2, dm.gamma3,
+    for k, (sfx, _, _) in enumerate(keys):
+        words, sent = gather_cat(words_all[k * n:(k + 1) * n], info), gather_cat(sent_all[k * n:(k + 1) * n], info)
+        lk = gather_cat(lens[k * n:(k + 1) * n], info)
+        terms = damsm_loss(region, code, words, sent, lk, cls, dm.gamma1, dm.gamma2, dm.gamma3,
                            dm.paper_gamma2_factor)
-        for k in ("w_loss0", "w_loss1", "s_loss0", "s_loss1"):
-            out[k + sfx] = terms[k]
+        for key in ("w_loss0", "w_loss1", "s_loss0", "s_loss1"):
+            out[key + sfx] = terms[key]
         total = total + terms["total"]
         sents.append(sent)
     if len(sents) == 2:
@@ -164,31 +177,39 @@ def pretrain_damsm(cfg: Config, device, dataset_root: str | Path, force: bool = 
     asking for the same run waits for the first (:func:`~t2i_lib.utils.io.dir_lock`), then reuses it.
     ``max_batches > 0`` limits batches per epoch (tests).
     """
+    import contextlib
+
     from ..utils.io import dir_lock
+    from .distributed import current
 
     if cfg.experiment not in ("damsm", "damsm_cl"):
         cfg = damsm_config_for(cfg)
-    with dir_lock(run_dir_for(cfg)):
-        return _pretrain_damsm(cfg, device, dataset_root, force, resume, progress, max_batches)
+    info = current()  # under torchrun: rank 0 writes, every rank trains its slice of each global batch
+    with dir_lock(run_dir_for(cfg)) if info.is_main else contextlib.nullcontext():
+        return _pretrain_damsm(cfg, device, dataset_root, force, resume, progress, max_batches, info)
 
 
 def _pretrain_damsm(cfg: Config, device, dataset_root: str | Path, force: bool, resume: bool,
-                    progress: bool | str, max_batches: int) -> dict[str, Any]:
+                    progress: bool | str, max_batches: int, info) -> dict[str, Any]:
     import torch
 
     from ..data.dataset import CaptionDataset, make_loader
     from ..metrics.r_precision import real_image_r_precision
     from ..utils.logging import progress as bar
+    from ..utils.seed import seed_everything
     from . import checkpoint as ck
+    from .distributed import ShardSampler, barrier, broadcast, wrap
     from .run import progress_flag, start_run
 
     dm, d = cfg.damsm, cfg.data
     run_dir = run_dir_for(cfg)
     summary_path = run_dir / "summary.json"
-    reused = start_run(cfg, run_dir, force, "DAMSM")
+    reused = broadcast(start_run(cfg, run_dir, force, "DAMSM") if info.is_main else None, info)
     if reused is not None:
         return reused
-    prog = progress_flag(cfg, progress)
+    if not info.is_main:
+        seed_everything(cfg.run.seed + info.rank)  # own dropout masks per rank
+    prog = progress_flag(cfg, progress) if info.is_main else False
     n_caps = 2 if dm.contrastive else 1
     train_ds = CaptionDataset(dataset_root, "train", (d.image_size,), n_caps, d.max_words, d.long_caption_mode,
                               cfg.run.seed, d.random_crop, d.random_flip, d.on_bad_image)
@@ -200,6 +221,7 @@ def _pretrain_damsm(cfg: Config, device, dataset_root: str | Path, force: bool, 
     text_enc, image_enc, model_kwargs = build_encoders(cfg, len(vocab))
     text_enc.to(device)
     image_enc.to(device)
+    local_bs = ShardSampler(len(train_ds), dm.batch_size, 0, info).local  # checks divisibility
 
     ckpt_dir = run_dir / "checkpoints"
     history: list[dict] = []
@@ -213,7 +235,9 @@ def _pretrain_damsm(cfg: Config, device, dataset_root: str | Path, force: bool, 
         start_epoch, lr, history, best = latest["epoch"] + 1, latest["lr"], latest["history"], latest["best"]
         log.info("resuming DAMSM from epoch %d (%s)", latest["epoch"], ckpt_dir)
     stats_path = run_dir / "stats.jsonl"
-    stats_path.write_text("".join(_jsonl(h) for h in history))
+    if info.is_main:
+        stats_path.write_text("".join(_jsonl(h) for h in history))
+    text_ddp, image_ddp = wrap(text_enc, info, device), wrap(image_enc, info, device)
 
     def payload(epoch):
         return {"kind": "damsm", "epoch": epoch, "config": cfg.to_dict(), "config_hash": cfg.hash,
@@ -227,8 +251,10 @@ def _pretrain_damsm(cfg: Config, device, dataset_root: str | Path, force: bool, 
     for epoch in range(start_epoch, dm.epochs):
         t0 = time.time()
         train_ds.set_epoch(epoch)
-        loader = make_loader(train_ds, dm.batch_size, shuffle=True, seed=cfg.run.seed * 100003 + epoch,
-                             num_workers=d.num_workers, drop_last=True, pin_memory=device.type == "cuda")
+        sampler = ShardSampler(len(train_ds), dm.batch_size, cfg.run.seed * 100003 + epoch, info)
+        loader = make_loader(train_ds, local_bs, shuffle=False, seed=cfg.run.seed * 100003 + epoch,
+                             num_workers=d.num_workers, drop_last=True, pin_memory=device.type == "cuda",
+                             sampler=sampler)
         opt = torch.optim.Adam(list(text_enc.parameters()) + _params(image_enc), lr=lr, betas=(0.5, 0.999))
         text_enc.train()
         image_enc.train()
@@ -237,7 +263,7 @@ def _pretrain_damsm(cfg: Config, device, dataset_root: str | Path, force: bool, 
         for b, batch in enumerate(bar(loader, enabled=prog, desc=f"DAMSM epoch {epoch}", leave=False)):
             if max_batches and b >= max_batches:
                 break
-            terms = batch_loss(text_enc, image_enc, batch, cfg, device)
+            terms = batch_loss(text_ddp, image_ddp, batch, cfg, device, info)
             if not torch.isfinite(terms["total"]):
                 raise FloatingPointError(f"DAMSM loss is not finite at epoch {epoch}, batch {b}: "
                                          f"{ {k: float(v) for k, v in terms.items()} }")
@@ -248,7 +274,15 @@ def _pretrain_damsm(cfg: Config, device, dataset_root: str | Path, force: bool, 
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             n += 1
-        train_terms = {f"train_{k}": v / max(n, 1) for k, v in sums.items()}
+        train_terms = {f"train_{k}": v / max(n, 1) for k, v in sums.items()}  # global-batch losses, all ranks
+        if lr > dm.lr_floor:
+            lr_next = lr * dm.lr_decay
+        else:
+            lr_next = lr
+        if not info.is_main:  # validation, selection and checkpoints: rank 0
+            lr = lr_next
+            barrier(info)
+            continue
         val = evaluate(text_enc, image_enc, test_ds, cfg, device)
         rp = real_image_r_precision(text_enc, image_enc, test_ds, device, cfg.eval.r_precision_candidates,
                                     min(cfg.eval.r_precision_folds, len(test_ds)), seed=cfg.eval.eval_seed,
@@ -260,8 +294,7 @@ def _pretrain_damsm(cfg: Config, device, dataset_root: str | Path, force: bool, 
             fh.write(_jsonl(rec))
         log.info("DAMSM epoch %d: train %.3f  val %.3f  R-precision %.3f  (%.1fs)", epoch,
                  rec.get("train_total", float("nan")), val["val_total"], rp["r_precision"], rec["seconds"])
-        if lr > dm.lr_floor:
-            lr = lr * dm.lr_decay
+        lr = lr_next
         improved = val["val_total"] < best["val_loss"]
         if improved:
             best = {"epoch": epoch, "val_loss": val["val_total"], "r_precision": rp["r_precision"]}
@@ -272,6 +305,10 @@ def _pretrain_damsm(cfg: Config, device, dataset_root: str | Path, force: bool, 
                 ck.protect(ckpt_dir, path.name)
                 shutil.copyfile(path, run_dir / ".best.pt.tmp")
                 (run_dir / ".best.pt.tmp").replace(run_dir / "best.pt")
+        barrier(info)
+
+    if not info.is_main:
+        return broadcast(None, info)
 
     final_rp = real_image_r_precision(text_enc, image_enc, test_ds, device, cfg.eval.r_precision_candidates,
                                       min(cfg.eval.r_precision_folds, len(test_ds)), seed=cfg.eval.eval_seed,
@@ -297,7 +334,9 @@ def _pretrain_damsm(cfg: Config, device, dataset_root: str | Path, force: bool, 
     metrics_path = paths.profile_dir(cfg.profile, cfg.run.results_dir) / "metrics" / f"{cfg.run_id}.json"
     write_json(metrics_path, metrics)
     summary["metrics_file"] = str(metrics_path)
+    summary["world_size"] = info.world_size
     write_json(summary_path, summary)
+    broadcast(summary, info)
     return summary
 
 
