@@ -8,6 +8,8 @@ contrastive variant over the baseline step, and peak GPU memory.  Writes JSON an
 
     python benchmarks/bench_train_step.py [--profile smoke] [--families ssagan,style_attngan] [--size 64]
                                           [--batch 8] [--repeats 5] [--device auto] [--pairing duplicate]
+                                          [--set train.precision=bf16] [--set train.channels_last=true]
+                                          [--set train.compile=true --warmup 3] [--variants baseline,f2r]
 """
 
 from __future__ import annotations
@@ -47,36 +49,42 @@ def random_batch(cfg, n_images: int, sizes, two_captions: bool, vocab: int = 200
     return batch
 
 
-def bench(family: str, variant: str, profile: str, size: int, batch: int, repeats: int, device, pairing: str):
-    over = {"data.image_size": size, "train.batch_size": batch, "train.f2f_pairing": pairing}
+def bench(family: str, variant: str, profile: str, size: int, batch: int, repeats: int, device, pairing: str,
+          extra: dict | None = None, warmup: int = 1):
+    over = {"data.image_size": size, "train.batch_size": batch, "train.f2f_pairing": pairing, **(extra or {})}
     cfg = C.resolve(f"{family}_{variant}", profile, over)
     fam = gan.get_family(family)
     modules, _ = fam.build(cfg)
     G, D = modules["G"].to(device), modules["D"].to(device)
+    opt_g = torch.optim.Adam(G.parameters(), cfg.train.lr_g, betas=fam.betas(cfg))
+    opt_d = torch.optim.Adam(D.parameters(), cfg.train.lr_d, betas=fam.betas(cfg))
+    if cfg.train.channels_last:
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    G, D = gan.speed_wrappers(cfg, G, D)
     dm = cfg.damsm
     te = freeze(TextEncoder(200, dm.word_dim, dm.embedding_dim).to(device))
     ie = freeze(ImageEncoder(dm.backbone, dm.embedding_dim, dm.small_width, size).to(device))
-    betas = fam.betas(cfg)
-    ctx = gan.GanContext(cfg, device, te, ie, G, D, torch.optim.Adam(G.parameters(), cfg.train.lr_g, betas=betas),
-                         torch.optim.Adam(D.parameters(), cfg.train.lr_d, betas=betas))
+    ctx = gan.GanContext(cfg, device, te, ie, G, D, opt_g, opt_d)
     n_img = gan.images_per_loader_batch(cfg)
     b = random_batch(cfg, n_img, fam.image_sizes(cfg), cfg.train.losses.f2f > 0)
+    if cfg.train.channels_last:
+        b["images"] = [x.contiguous(memory_format=torch.channels_last) for x in b["images"]]
     times = []
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    for i in range(repeats + 1):
+    for i in range(repeats + warmup):
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         t0 = time.perf_counter()
         fam.step(ctx, b, i)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        if i:
+        if i >= warmup:
             times.append(time.perf_counter() - t0)
     med = statistics.median(times)
     fakes = n_img * (2 if cfg.train.losses.f2f > 0 else 1)
     return {"family": family, "variant": variant, "image_size": size, "batch_size": batch, "real_images": n_img,
-            "fakes_per_step": fakes, "pairing": pairing, "median_step_s": med, "repeats_s": times,
+            "fakes_per_step": fakes, "pairing": pairing, "flags": extra or {}, "median_step_s": med, "repeats_s": times,
             "images_per_s": n_img / med, "fakes_per_s": fakes / med,
             "peak_mem_gb": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None}
 
@@ -90,26 +98,32 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--pairing", default="duplicate", choices=["duplicate", "split"])
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--warmup", type=int, default=1, help="untimed steps first (use 3+ with train.compile)")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="speed flags to measure, e.g. train.precision=bf16 train.channels_last=true train.compile=true")
     ap.add_argument("--out", default=str(PROJECT_ROOT / "results" / "benchmarks"))
     a = ap.parse_args(argv)
+    extra = C.parse_cli_overrides(a.overrides)
     device = resolve_device(a.device)
     torch.manual_seed(0)
     rows = []
     for fam in a.families.split(","):
-        for var in VARIANTS:
-            r = bench(fam, var, a.profile, a.size, a.batch, a.repeats, device, a.pairing)
+        for var in a.variants.split(","):
+            r = bench(fam, var, a.profile, a.size, a.batch, a.repeats, device, a.pairing, extra, a.warmup)
             rows.append(r)
             print(f"{fam:14s} {var:9s} {r['median_step_s'] * 1000:9.1f} ms/step {r['images_per_s']:8.1f} real img/s "
                   f"{r['fakes_per_s']:8.1f} fakes/s (fakes/step {r['fakes_per_step']})", flush=True)
     for r in rows:
-        base = next(x for x in rows if x["family"] == r["family"] and x["variant"] == "baseline")
-        r["overhead_vs_baseline"] = r["median_step_s"] / base["median_step_s"] - 1
+        base = next((x for x in rows if x["family"] == r["family"] and x["variant"] == "baseline"), None)
+        r["overhead_vs_baseline"] = r["median_step_s"] / base["median_step_s"] - 1 if base else None
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "cpu")
-    tag = f"train_step-{device.type}-{a.profile}-{a.size}px-b{a.batch}-{a.pairing}"
+    flags = "".join(f"-{k.split('.')[-1]}-{str(v).lower()}" for k, v in sorted(extra.items()))
+    tag = f"train_step-{device.type}-{a.profile}-{a.size}px-b{a.batch}-{a.pairing}{flags}"
     out = Path(a.out)
     rec = {"benchmark": "train_step", "device": str(device), "device_name": dev_name,
            "threads": torch.get_num_threads(), "torch": torch.__version__, "lib_version": t2i_lib.__version__,
-           "profile": a.profile, "repeats": a.repeats, "warmup": 1, "rows": rows,
+           "profile": a.profile, "repeats": a.repeats, "warmup": a.warmup, "flags": extra, "rows": rows,
            "note": "median over repeats after one warm-up step; random data, random frozen DAMSM encoders"}
     write_json(out / f"{tag}.json", rec)
     from t2i_lib.report import figures

@@ -133,6 +133,10 @@ class TrainConfig:
     sample_every: int = 500              # steps
     log_every: int = 50                  # steps
     skip_nonfinite: bool = False         # skip-and-count a step with a non-finite loss instead of stopping
+    finite_check: str = "step"           # step (one host sync per step, names the step) | log (checked at logging)
+    precision: str = "fp32"              # fp32 | bf16 (autocast of the forward passes; fp32 weights and Adam state)
+    channels_last: bool = False          # G, D and images in channels-last memory format
+    compile: bool = False                # torch.compile G (and D where no MA-GP double backward runs through it)
 
 
 @dataclass(frozen=True)
@@ -352,6 +356,11 @@ def validate(cfg: Config) -> Config:
     _check_choice("damsm.backbone", dm.backbone, ("small", "inception"))
     _check_choice("train.f2f_pairing", t.f2f_pairing, ("duplicate", "split"))
     _check_choice("train.f2f_shared_noise", t.f2f_shared_noise, ("per_image", "per_position"))
+    _check_choice("train.finite_check", t.finite_check, ("step", "log"))
+    _check_choice("train.precision", t.precision, ("fp32", "bf16"))
+    if t.skip_nonfinite and t.finite_check != "step":
+        raise ConfigError("train.skip_nonfinite=True needs train.finite_check='step' (a bad step can only be "
+                          "skipped when each step is checked)")
     _check_choice("run.progress", r.progress, ("auto", "off"))
     if not (r.device in ("auto", "cpu", "cuda") or (r.device.startswith("cuda:") and r.device[5:].isdigit())):
         raise ConfigError(f"run.device={r.device!r} is not allowed; use auto, cpu, cuda or cuda:N")

@@ -170,3 +170,48 @@ def test_attngan_families_train_all_variants(setup, exp):
     assert meta["weights"] == "G_ema"
     if cfg.model.family == "style_attngan":
         assert bool(G.w_avg_initialized)  # W average tracked during training, copied into the EMA generator
+
+
+def _losses(setup, exp, **over):
+    cfg = _cfg(setup, exp, **{"train.max_steps": 3, "train.sample_every": 100, "train.ckpt_every": 100, **over})
+    gan.train_gan(cfg, torch.device("cpu"), setup[1], force=True)
+    return [json.loads(l) for l in (gan.run_dir_for(cfg) / "stats.jsonl").read_text().splitlines()]
+
+
+TERMS = ("d_total", "g_total", "g_adv", "g_damsm", "g_f2f", "g_f2r")
+
+
+@pytest.mark.parametrize("exp", ["ssagan_both", "style_attngan_both"])
+def test_speed_flags_give_the_plain_path_losses(setup, exp):
+    """finite_check='log' is the same computation (bitwise); channels-last within 1e-3 relative (other conv kernels; Adam amplifies); bf16 autocast within
+    the stated 5e-2 relative over 3 steps (bf16 keeps 8 mantissa bits).  torch.compile is not run on CPU: inductor
+    compiles each graph with the C++ toolchain for minutes; it is measured by benchmarks/bench_train_step.py on GPU."""
+    plain = _losses(setup, exp)
+    logged = _losses(setup, exp, **{"train.finite_check": "log"})
+    assert [{**r, "seconds": 0} for r in logged] == [{**r, "seconds": 0} for r in plain]
+    cl = _losses(setup, exp, **{"train.channels_last": True})
+    bf = _losses(setup, exp, **{"train.precision": "bf16"})
+    for a, b, c in zip(plain, cl, bf):
+        for k in TERMS:
+            if k in a:
+                assert math.isclose(a[k], b[k], rel_tol=1e-3, abs_tol=1e-5), ("channels_last", k, a[k], b[k])
+                assert math.isclose(a[k], c[k], rel_tol=5e-2, abs_tol=2e-2), ("bf16", k, a[k], c[k])
+    assert any(a[k] != c[k] for a, c in zip(plain, bf) for k in TERMS if k in a)  # bf16 really ran
+
+
+def test_finite_check_at_logging_names_the_interval(setup, monkeypatch):
+    cfg = _cfg(setup, "ssagan_baseline", **{"train.finite_check": "log", "train.max_steps": 2, "train.log_every": 2,
+                                            "train.ckpt_every": 100})
+    real_step = gan.FAMILIES["ssagan"].step
+
+    def bad_step(ctx, batch, step):
+        out = real_step(ctx, batch, step)
+        if step == 1:
+            out["g_adv"] = torch.tensor(float("nan"))
+        return out
+
+    monkeypatch.setitem(gan.FAMILIES, "ssagan", gan.Family("ssagan", gan.ssagan_build, bad_step, gan.ssagan_generate))
+    with pytest.raises(gan.NonFiniteLossError, match=r"g_adv between steps 1 and 2"):
+        gan.train_gan(cfg, torch.device("cpu"), setup[1], force=True)
+    with pytest.raises(C.ConfigError, match="finite_check='step'"):
+        _cfg(setup, **{"train.finite_check": "log", "train.skip_nonfinite": True})

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,11 @@ class GanContext:
     opt_d: torch.optim.Optimizer
     G_ema: nn.Module | None = None
     extra: dict = field(default_factory=dict)
+
+    def amp(self):
+        """Autocast of a forward region when ``train.precision`` is bf16 (a no-op in fp32); backward passes and
+        optimiser steps run outside it, weights and Adam state stay fp32."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.train.precision == "bf16")
 
 
 def caption_sets(batch: dict, device) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -162,28 +168,31 @@ def ssagan_step(ctx: GanContext, batch: dict, step: int) -> dict[str, torch.Tens
     with torch.no_grad():
         sets_emb = [(*ctx.text_enc(c, l), l) for c, l in sets]  # (words, sent, lens)
     zs = noise_for_sets(cfg, real.shape[0], cfg.model.z_dim, step, sets, dev)
-    fakes = [G(z, s) for z, (_, s, _) in zip(zs, sets_emb)]
-
-    # --- D: hinge with mismatched captions, then MA-GP -----------------------------------------------------
     logits = lambda x, s: D.cond_logits(D(x), s)  # noqa: E731
-    real_feat = D(real)
     d_terms: dict[str, torch.Tensor] = {}
     d_loss = 0.0
-    for (_, s, _), fake in zip(sets_emb, fakes):
-        mis = D.cond_logits(real_feat[:-1], s[1:]) if real.shape[0] > 1 else None
-        terms = hinge_d(D.cond_logits(real_feat, s), logits(fake.detach(), s), mis)
-        d_loss = d_loss + terms["d_adv"]
-        accumulate(d_terms, terms)
+    with ctx.amp():
+        fakes = [G(z, s) for z, (_, s, _) in zip(zs, sets_emb)]
+
+        # --- D: hinge with mismatched captions, then MA-GP -------------------------------------------------
+        real_feat = D(real)
+        for (_, s, _), fake in zip(sets_emb, fakes):
+            mis = D.cond_logits(real_feat[:-1], s[1:]) if real.shape[0] > 1 else None
+            terms = hinge_d(D.cond_logits(real_feat, s), logits(fake.detach(), s), mis)
+            d_loss = d_loss + terms["d_adv"]
+            accumulate(d_terms, terms)
     optimizer_step(ctx.opt_d, d_loss)
     gp = torch.zeros((), device=dev)
     if t.magp_weight > 0:
-        gp = sum(ma_gp(logits, real, s, t.magp_weight, t.magp_power) for _, s, _ in sets_emb)
+        with ctx.amp():
+            gp = sum(ma_gp(logits, real, s, t.magp_weight, t.magp_power) for _, s, _ in sets_emb)
         optimizer_step(ctx.opt_d, gp)
 
     # --- G: adversarial + DAMSM + contrastive ------------------------------------------------------------
     D.requires_grad_(False)  # no D gradients during the G step
-    g_adv = sum(hinge_g(logits(f, s)) for f, (_, s, _) in zip(fakes, sets_emb))
-    enc = encoder_terms(ctx, fakes, real, sets_emb, class_ids)
+    with ctx.amp():
+        g_adv = sum(hinge_g(logits(f, s)) for f, (_, s, _) in zip(fakes, sets_emb))
+        enc = encoder_terms(ctx, fakes, real, sets_emb, class_ids)
     g_total = generator_update(ctx, g_adv, enc)
     out = {**d_terms, "d_total": d_loss.detach(), "d_magp": gp.detach(), "g_adv": g_adv.detach(),
            "g_total": g_total.detach()}
@@ -253,30 +262,31 @@ def attngan_step(ctx: GanContext, batch: dict, step: int) -> dict[str, torch.Ten
         sets_emb = [(*ctx.text_enc(c, l), l) for c, l in sets]
     masks = [c == 0 for c, _ in sets]
     zs = noise_for_sets(cfg, reals[0].shape[0], cfg.model.z_dim, step, sets, dev)
-    outs = [G(z, s, w, m, return_extras=True) for z, (w, s, _), m in zip(zs, sets_emb, masks)]
-    fakes = [o[0] for o in outs]
-
     d_terms: dict[str, torch.Tensor] = {}
     d_loss = 0.0
-    for i, Di in enumerate(D):
-        feat_real = Di(reals[i])
-        for f, (_, s, _) in zip(fakes, sets_emb):
-            feat_fake = Di(f[i].detach())
-            terms = bce_d(Di.cond_logits(feat_real, s), Di.cond_logits(feat_fake, s),
-                          Di.cond_logits(feat_real[:-1], s[1:]), Di.uncond_logits(feat_real),
-                          Di.uncond_logits(feat_fake))
-            d_loss = d_loss + terms["d_adv"]
-            accumulate(d_terms, terms)
+    with ctx.amp():
+        outs = [G(z, s, w, m, return_extras=True) for z, (w, s, _), m in zip(zs, sets_emb, masks)]
+        fakes = [o[0] for o in outs]
+        for i, Di in enumerate(D):
+            feat_real = Di(reals[i])
+            for f, (_, s, _) in zip(fakes, sets_emb):
+                feat_fake = Di(f[i].detach())
+                terms = bce_d(Di.cond_logits(feat_real, s), Di.cond_logits(feat_fake, s),
+                              Di.cond_logits(feat_real[:-1], s[1:]), Di.uncond_logits(feat_real),
+                              Di.uncond_logits(feat_fake))
+                d_loss = d_loss + terms["d_adv"]
+                accumulate(d_terms, terms)
     optimizer_step(ctx.opt_d, d_loss)
 
     D.requires_grad_(False)
     g_adv, kl = 0.0, 0.0
-    for f, (_, s, _), (_, extras) in zip(fakes, sets_emb, outs):
-        for i, Di in enumerate(D):
-            feat = Di(f[i])
-            g_adv = g_adv + bce_g(Di.cond_logits(feat, s), Di.uncond_logits(feat))
-        kl = kl + kl_loss(extras["mu"], extras["logvar"])
-    enc = encoder_terms(ctx, [f[-1] for f in fakes], reals[-1], sets_emb, class_ids)
+    with ctx.amp():
+        for f, (_, s, _), (_, extras) in zip(fakes, sets_emb, outs):
+            for i, Di in enumerate(D):
+                feat = Di(f[i])
+                g_adv = g_adv + bce_g(Di.cond_logits(feat, s), Di.uncond_logits(feat))
+            kl = kl + kl_loss(extras["mu"].float(), extras["logvar"].float())
+        enc = encoder_terms(ctx, [f[-1] for f in fakes], reals[-1], sets_emb, class_ids)
     g_total = generator_update(ctx, g_adv + kl, enc)
     out = {**d_terms, "d_total": d_loss.detach(), "g_adv": g_adv.detach(), "g_kl": kl.detach(),
            "g_total": g_total.detach()}
@@ -312,6 +322,22 @@ def get_family(name: str) -> Family:
 # ------------------------------------------------------------------------------------------------------------
 # Sampling order
 # ------------------------------------------------------------------------------------------------------------
+def speed_wrappers(cfg: Config, G: nn.Module, D: nn.Module) -> tuple[nn.Module, nn.Module]:
+    """The G and D the step calls: ``torch.compile``-d when ``train.compile`` (weights stay shared with the plain
+    modules, which checkpoints save).  D is compiled only where no MA-GP double backward runs through it
+    (torch.compile does not support double backward); the AttnGAN family's discriminators one by one."""
+    if not cfg.train.compile:
+        return G, D
+    G = torch.compile(G)
+    if cfg.model.family == "ssagan" and cfg.train.magp_weight > 0:
+        log.info("train.compile: D left eager (MA-GP's double backward is not supported by torch.compile)")
+    elif isinstance(D, nn.ModuleList):
+        D = nn.ModuleList([torch.compile(Di) for Di in D])
+    else:
+        D = torch.compile(D)
+    return G, D
+
+
 class EpochSampler(torch.utils.data.Sampler):
     """A permutation of range(n) seeded by (seed, epoch), starting at ``start`` (for an exact mid-epoch resume)."""
 
@@ -421,11 +447,13 @@ def _train_gan(cfg: Config, device, dataset_root: str | Path, force: bool, resum
 
     modules, model_kwargs = fam.build(cfg)
     G, D = modules["G"].to(device), modules["D"].to(device)
+    if t.channels_last:
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     betas = fam.betas(cfg)
     opt_g = torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=betas)
     G_ema = make_ema(G) if t.ema else None
-    ctx = GanContext(cfg, device, text_enc, image_enc, G, D, opt_g, opt_d, G_ema)
+    ctx = GanContext(cfg, device, text_enc, image_enc, *speed_wrappers(cfg, G, D), opt_g, opt_d, G_ema)
 
     bs = images_per_loader_batch(cfg)
     if len(train_ds) < bs:
@@ -479,8 +507,14 @@ def _train_gan(cfg: Config, device, dataset_root: str | Path, force: bool, resum
                                                  num_workers=d.num_workers, pin_memory=device.type == "cuda")
             loader_iter, cur_epoch = iter(loader), epoch
         batch = next(loader_iter)
+        if t.channels_last:
+            batch["images"] = [x.contiguous(memory_format=torch.channels_last) for x in batch["images"]]
         terms = fam.step(ctx, batch, step)
-        if not bool(torch.isfinite(torch.stack([v.detach().float().sum() for v in terms.values()])).all()):
+        if t.finite_check == "log":  # no host sync here: the sums are checked when they are logged
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v.detach().float()
+            n_in_tick += 1
+        elif not bool(torch.isfinite(torch.stack([v.detach().float().sum() for v in terms.values()])).all()):
             bad = [k for k, v in terms.items() if not torch.isfinite(v).all()]  # one host sync per step
             msg = f"non-finite loss {', '.join(bad)} at step {step} of {cfg.run_id}"
             if not t.skip_nonfinite:
@@ -489,7 +523,7 @@ def _train_gan(cfg: Config, device, dataset_root: str | Path, force: bool, resum
             log.warning("%s: skipped (%d so far)", msg, skipped)
         else:
             for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + v
+                sums[k] = sums.get(k, 0.0) + v.detach().float()
             n_in_tick += 1
         if G_ema is not None:
             update_ema(G_ema, G, t.ema_decay)
@@ -498,6 +532,11 @@ def _train_gan(cfg: Config, device, dataset_root: str | Path, force: bool, resum
         if step % t.log_every == 0 or step == total_steps:
             rec = {"step": step, "epoch": epoch, "seconds": time.time() - t_tick, "skipped_steps": skipped,
                    **{k: float(v) / max(n_in_tick, 1) for k, v in sums.items()}}
+            bad = [k for k in sums if not math.isfinite(rec[k])]
+            if bad:  # finite_check "log": the interval's steps are named, not the step
+                raise NonFiniteLossError(f"non-finite loss {', '.join(bad)} between steps {step - n_in_tick + 1} "
+                                         f"and {step} of {cfg.run_id} (last good checkpoint kept; "
+                                         "train.finite_check='step' names the step)")
             with open(stats_path, "a") as fh:
                 fh.write(json.dumps(rec, sort_keys=True) + "\n")
             sums, n_in_tick, t_tick = {}, 0, time.time()
