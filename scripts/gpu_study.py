@@ -62,7 +62,7 @@ def parse_args(argv=None):
                    help="extra config overrides for training and evaluation (e.g. eval.fid_weights=PATH)")
     p.add_argument("--no-check", action="store_true",
                    help="skip the smoke train+evaluate check that runs beside the probe (aborts early on failure)")
-    p.add_argument("--mem-per-run-gb", type=float, default=4.5, help="GPU memory budget per concurrent run")
+    p.add_argument("--mem-per-run-gb", type=float, default=5.5, help="GPU memory budget per concurrent run")
     p.add_argument("--out", default=os.environ.get("OUT", ""), help="folder for the results tarball and log")
     return p.parse_args(argv)
 
