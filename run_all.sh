@@ -87,7 +87,8 @@ for nb in "${NOTEBOOKS[@]}"; do
         run_nb "$nb" "$stem" -p EXPERIMENT "$exp" -p SEED "$seed"
       done
     done
-  elif [[ "$nb" == 03_evaluate || "$nb" == 05_semantic_consistency ]]; then
+  elif [[ "$nb" == 03_evaluate || "$nb" == 05_semantic_consistency || "$nb" == 04_paper_tables \
+          || "$nb" == 06_study ]]; then
     run_nb "$nb" "$nb" -y "$EXP_YAML"
   else
     run_nb "$nb" "$nb"

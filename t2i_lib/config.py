@@ -438,6 +438,11 @@ def resolve(experiment: str = "ssagan_baseline", profile: str = "smoke", overrid
 EXPERIMENTS: dict[str, dict] = _build_experiments()
 
 
+def run_ids(experiments, profile: str, seeds=(0,), overrides: dict | None = None) -> list[str]:
+    """The run ids of ``experiments`` x ``seeds`` under ``profile`` (what a notebook's tables should read)."""
+    return [resolve(e, profile, overrides, seed=s).run_id for s in seeds for e in experiments]
+
+
 def from_dict(d: dict) -> Config:
     """Rebuild a Config from :meth:`Config.to_dict` output (e.g. a checkpoint's or config.json's), strictly."""
     d = copy.deepcopy(d)

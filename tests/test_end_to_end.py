@@ -103,6 +103,15 @@ def test_run_all_smoke(tmp_path):
     assert "## Claim (a)" in study and "Limits of this testbed" in study and "inconclusive" in study  # one seed
     for nb in ("03_evaluate", "04_paper_tables", "05_semantic_consistency", "06_study"):
         assert (out / "reports" / f"{nb}.html").stat().st_size > 50_000
+    # A second run reuses every run and metrics file; a stale metrics file of an older config of the same
+    # experiment and seed (e.g. from before an upgrade) is not mixed into the tables and the study.
+    stale = json.loads(next((out / "metrics").glob("ssagan_f2f-*.json")).read_text())
+    stale.update(run_id="ssagan_f2f-smoke-s0-01d01d00", config_hash="0" * 64)
+    (out / "metrics" / "ssagan_f2f-smoke-s0-01d01d00.json").write_text(json.dumps(stale))
+    again = subprocess.run(["bash", str(ROOT / "run_all.sh"), "--results-dir", str(out)],
+                           capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=1200)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (out / "tables" / "measured.md").read_text() == table
     # no executed notebook written back into notebooks/
     nb = json.loads((ROOT / "notebooks" / "00_prepare_data.ipynb").read_text())
     assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")

@@ -136,17 +136,22 @@ def test_resume_continues_from_saved_step_bitwise(setup):
     assert resumed["steps"] == full["steps"] == 4
 
 
-def test_nonfinite_loss_stops_with_term_and_step_or_is_skipped(setup, monkeypatch):
-    cfg = _cfg(setup, "ssagan_baseline", **{"train.max_steps": 3, "train.ckpt_every": 1})
+def _nan_at_step_1(monkeypatch, term: str) -> None:
+    """Make the SSA-GAN step report a NaN ``term`` at step 1."""
     real_step = gan.FAMILIES["ssagan"].step
 
     def bad_step(ctx, batch, step):
         out = real_step(ctx, batch, step)
         if step == 1:
-            out["g_damsm"] = torch.tensor(float("nan"))
+            out[term] = torch.tensor(float("nan"))
         return out
 
     monkeypatch.setitem(gan.FAMILIES, "ssagan", gan.Family("ssagan", gan.ssagan_build, bad_step, gan.ssagan_generate))
+
+
+def test_nonfinite_loss_stops_with_term_and_step_or_is_skipped(setup, monkeypatch):
+    cfg = _cfg(setup, "ssagan_baseline", **{"train.max_steps": 3, "train.ckpt_every": 1})
+    _nan_at_step_1(monkeypatch, "g_damsm")
     with pytest.raises(gan.NonFiniteLossError, match="g_damsm at step 1"):
         gan.train_gan(cfg, torch.device("cpu"), setup[1], force=True)
     run = gan.run_dir_for(cfg)
@@ -202,15 +207,7 @@ def test_speed_flags_give_the_plain_path_losses(setup, exp):
 def test_finite_check_at_logging_names_the_interval(setup, monkeypatch):
     cfg = _cfg(setup, "ssagan_baseline", **{"train.finite_check": "log", "train.max_steps": 2, "train.log_every": 2,
                                             "train.ckpt_every": 100})
-    real_step = gan.FAMILIES["ssagan"].step
-
-    def bad_step(ctx, batch, step):
-        out = real_step(ctx, batch, step)
-        if step == 1:
-            out["g_adv"] = torch.tensor(float("nan"))
-        return out
-
-    monkeypatch.setitem(gan.FAMILIES, "ssagan", gan.Family("ssagan", gan.ssagan_build, bad_step, gan.ssagan_generate))
+    _nan_at_step_1(monkeypatch, "g_adv")
     with pytest.raises(gan.NonFiniteLossError, match=r"g_adv between steps 1 and 2"):
         gan.train_gan(cfg, torch.device("cpu"), setup[1], force=True)
     with pytest.raises(C.ConfigError, match="finite_check='step'"):

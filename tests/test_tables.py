@@ -41,3 +41,24 @@ def test_every_published_number_has_a_source_and_valid_mark():
     for p in paper_numbers.PUBLISHED:
         assert p.source and p.mark in ("", "unverified", "derived") and p.dataset in ("cub", "coco")
     assert any(p.mark == "derived" for p in paper_numbers.published("coco"))
+
+
+def test_run_ids_select_exactly_the_current_runs(tmp_path):
+    """Stale metrics files (other settings, older versions) beside the current ones are left out when the caller
+    names its runs; a named run without a file is an error naming it."""
+    import pytest
+
+    from t2i_lib import config as C
+
+    mdir = tmp_path / "metrics"
+    mdir.mkdir()
+    ids = C.run_ids(["ssagan_baseline", "ssagan_f2f"], "smoke", [0, 1])
+    assert len(ids) == 4 and len(set(ids)) == 4 and ids[0].startswith("ssagan_baseline-smoke-s0-")
+    for rid in ids + ["ssagan_baseline-smoke-s0-0ldhash0"]:
+        exp, seed = rid.split("-smoke-s")[0], int(rid.split("-smoke-s")[1][0])
+        (mdir / f"{rid}.json").write_text(json.dumps({**_rec("ssagan", exp.split("_")[1], seed), "run_id": rid}))
+    assert len(tables.load_metrics(mdir)) == 5
+    got = tables.load_metrics(mdir, run_ids=ids)
+    assert [r["run_id"] for r in got] == ids
+    with pytest.raises(FileNotFoundError, match="ssagan_f2r-smoke-s0-"):
+        tables.load_metrics(mdir, run_ids=C.run_ids(["ssagan_f2r"], "smoke"))

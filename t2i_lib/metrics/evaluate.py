@@ -84,6 +84,7 @@ def evaluate_gan(cfg: Config, device, dataset_root: str | Path, force: bool = Fa
         old = read_json(out_path)
         if old.get("config_hash") == cfg.hash and old.get("eval_hash") == _eval_hash(cfg):
             log.info("reusing metrics %s", out_path)
+            old["_file"] = str(out_path)
             return old
     summary_file = run_dir_for(cfg) / "summary.json"
     if not summary_file.is_file():

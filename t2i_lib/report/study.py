@@ -535,11 +535,11 @@ def metrics_figure(agg: list[dict], metrics: Sequence[str] = FIGURE_METRICS):
 
 
 def write_study(metrics_dir: str | Path, out_md: str | Path, figures_dir: str | Path | None = None,
-                device_note: str = "", wall_time_note: str = "") -> dict:
+                device_note: str = "", wall_time_note: str = "", run_ids: Iterable[str] | None = None) -> dict:
     """Write ``out_md`` (and ``figures_dir/study_metrics.png`` when given) from the GAN metrics files in
-    ``metrics_dir``.  Returns ``{"verdicts": judge(...), "aggregate": aggregate(...), "study_md": Path,
-    "figure": Path | None}``."""
-    records = load_metrics(metrics_dir)
+    ``metrics_dir`` (the runs ``run_ids``, or all of them).  Returns ``{"verdicts": judge(...), "aggregate":
+    aggregate(...), "study_md": Path, "figure": Path | None}``."""
+    records = load_metrics(metrics_dir, run_ids=run_ids)
     if not records:
         raise FileNotFoundError(f"no GAN metrics files in {metrics_dir}: evaluate the study runs first")
     combos = sorted({(r.get("profile"), r.get("dataset")) for r in records}, key=str)

@@ -20,13 +20,23 @@ VARIANT_ORDER = {"baseline": 0, "f2r": 1, "f2f": 2, "both": 3}
 FAMILY_NAMES = {"ssagan": "SSA-GAN", "style_attngan": "AttnGAN + style blocks", "attngan": "AttnGAN"}
 
 
-def load_metrics(metrics_dir: str | Path, kind: str = "gan") -> list[dict]:
+def load_metrics(metrics_dir: str | Path, kind: str = "gan", run_ids: Iterable[str] | None = None) -> list[dict]:
+    """The metrics records of ``kind`` in ``metrics_dir``; with ``run_ids``, exactly those runs (a missing one is
+    an error naming it), so files of runs made with other settings or an older version are left out."""
     out = []
     for p in sorted(Path(metrics_dir).glob("*.json")):
         rec = json.loads(p.read_text())
         if rec.get("kind") == kind:
             rec["_file"] = str(p)
             out.append(rec)
+    if run_ids is not None:
+        want = list(dict.fromkeys(run_ids))
+        have = {r.get("run_id"): r for r in out}
+        missing = [i for i in want if i not in have]
+        if missing:
+            raise FileNotFoundError(f"no metrics file in {metrics_dir} for {', '.join(missing[:6])}"
+                                    f"{' ...' if len(missing) > 6 else ''}: evaluate those runs first (notebook 03)")
+        out = [have[i] for i in want]
     return out
 
 
@@ -98,10 +108,12 @@ def to_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def write_tables(metrics_dir: str | Path, tables_dir: str | Path) -> dict[str, Path]:
-    """Write ``measured.{csv,md}`` and ``published_{cub,coco}.{csv,md}``; returns the paths."""
+def write_tables(metrics_dir: str | Path, tables_dir: str | Path, run_ids: Iterable[str] | None = None
+                 ) -> dict[str, Path]:
+    """Write ``measured.{csv,md}`` (the runs ``run_ids``, or every metrics file) and ``published_{cub,coco}.{csv,md}``;
+    returns the paths."""
     tables_dir = Path(tables_dir)
-    recs = load_metrics(metrics_dir)
+    recs = load_metrics(metrics_dir, run_ids=run_ids)
     rows = measured_rows(recs)
     datasets = sorted({r["dataset"] for r in recs})
     header = ("Measured by this project. " + (

@@ -275,10 +275,7 @@ def _pretrain_damsm(cfg: Config, device, dataset_root: str | Path, force: bool, 
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             n += 1
         train_terms = {f"train_{k}": v / max(n, 1) for k, v in sums.items()}  # global-batch losses, all ranks
-        if lr > dm.lr_floor:
-            lr_next = lr * dm.lr_decay
-        else:
-            lr_next = lr
+        lr_next = lr * dm.lr_decay if lr > dm.lr_floor else lr
         if not info.is_main:  # validation, selection and checkpoints: rank 0
             lr = lr_next
             barrier(info)

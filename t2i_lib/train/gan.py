@@ -319,9 +319,6 @@ def get_family(name: str) -> Family:
     return FAMILIES[name]
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Sampling order
-# ------------------------------------------------------------------------------------------------------------
 def speed_wrappers(cfg: Config, G: nn.Module, D: nn.Module) -> tuple[nn.Module, nn.Module]:
     """The G and D the step calls: ``torch.compile``-d when ``train.compile`` (weights stay shared with the plain
     modules, which checkpoints save).  D is compiled only where no MA-GP double backward runs through it
@@ -338,6 +335,9 @@ def speed_wrappers(cfg: Config, G: nn.Module, D: nn.Module) -> tuple[nn.Module, 
     return G, D
 
 
+# ------------------------------------------------------------------------------------------------------------
+# Sampling order
+# ------------------------------------------------------------------------------------------------------------
 class EpochSampler(torch.utils.data.Sampler):
     """A permutation of range(n) seeded by (seed, epoch), starting at ``start`` (for an exact mid-epoch resume)."""
 
