@@ -3,6 +3,8 @@
 #
 #   ./run_all.sh [--profile smoke|demo|paper] [--results-dir DIR] [--only NOTEBOOK_PREFIX] [--force]
 #                [--seeds 0,1,2]   (the study: every GAN run once per seed; 06_study aggregates them)
+#                [--experiments a,b,...]   (GAN experiments; default the 8 of SSA-GAN and AttnGAN + style blocks;
+#                                           add attngan_baseline for the study's style-blocks claim)
 #                [--dry-run [--dataset cub|coco]]   (validate data, print the plan and GPU-hour estimate, exit)
 #
 # - Sets up (or reuses) the Python environment first (scripts/setup_env.sh).
@@ -13,8 +15,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
 
-PROFILE="smoke"; RESULTS_DIR=""; ONLY=""; FORCE="False"; DRY_RUN=0; DATASET="cub"; SEEDS="0"
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+PROFILE="smoke"; RESULTS_DIR=""; ONLY=""; FORCE="False"; DRY_RUN=0; DATASET="cub"; SEEDS="0"; EXPERIMENTS=""
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --profile) PROFILE="$2"; shift 2 ;;
@@ -25,6 +27,7 @@ while [[ $# -gt 0 ]]; do
     --force) FORCE="True"; shift ;;
     --dry-run) DRY_RUN=1; shift ;;
     --seeds) SEEDS="$2"; shift 2 ;;
+    --experiments) EXPERIMENTS="$2"; shift 2 ;;
     --dataset) DATASET="$2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run_all.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
@@ -61,6 +64,10 @@ NOTEBOOKS=(00_prepare_data 01_pretrain_damsm 02_train_gan 03_evaluate 04_paper_t
            06_study)
 GAN_EXPERIMENTS=(ssagan_baseline ssagan_f2r ssagan_f2f ssagan_both
                  style_attngan_baseline style_attngan_f2r style_attngan_f2f style_attngan_both)
+if [[ -n "$EXPERIMENTS" ]]; then
+  [[ "$EXPERIMENTS" =~ ^[a-z0-9_]+(,[a-z0-9_]+)*$ ]] || { echo "run_all.sh: --experiments must look like a,b,c" >&2; exit 2; }
+  IFS=, read -r -a GAN_EXPERIMENTS <<< "$EXPERIMENTS"
+fi
 [[ "$SEEDS" =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "run_all.sh: --seeds must look like 0,1,2" >&2; exit 2; }
 IFS=, read -r -a SEED_LIST <<< "$SEEDS"
 EXP_YAML="EXPERIMENTS: [$(IFS=,; echo "${GAN_EXPERIMENTS[*]}")]

@@ -45,7 +45,9 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--profile", default="demo")
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--experiments", default=",".join(f"{f}_{v}" for f in FAMILIES for v in VARIANTS))
+    p.add_argument("--experiments", default=",".join([f"{f}_{v}" for f in FAMILIES for v in VARIANTS]
+                                                     + ["attngan_baseline"]),
+                   help="default: both families x 4 variants, and plain AttnGAN (the style-blocks claim)")
     p.add_argument("--device", default="cuda")
     p.add_argument("--jobs", type=int, default=0, help="concurrent runs (0: all of them)")
     p.add_argument("--budget-s", type=float, default=540.0, help="wall-clock seconds this script may take")

@@ -158,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
             from .train.gan import train_gan
             from .utils.device import resolve_device
 
+            from .train.distributed import env_world_size
+
+            if env_world_size() > 1:
+                raise ConfigError("train-gan does not run under torchrun yet (multi-process GAN training is an open "
+                                  "issue); launch it as one process (DAMSM pretraining does support torchrun)")
             cfg = resolve(args.experiment, args.profile, parse_cli_overrides(args.overrides), seed=args.seed)
             device = resolve_device(args.device or cfg.run.device)
             root = ensure_dataset(cfg)

@@ -67,3 +67,10 @@ def test_torchrun_damsm_matches_one_process_with_the_global_batch(tmp_path):
     assert d.median() < 1e-3 and d.mean() < 3e-3, (d.median(), d.mean())
     # only rank 0 wrote: one metrics file, no stray files from rank 1
     assert len(list((two / "metrics").glob("*.json"))) == 1
+
+
+def test_train_gan_refuses_torchrun_until_supported():
+    env = {**os.environ, "WORLD_SIZE": "2", "RANK": "0"}
+    r = subprocess.run([sys.executable, "-m", "t2i_lib", "train-gan", "ssagan_baseline"], capture_output=True,
+                       text=True, env=env, timeout=120)
+    assert r.returncode == 2 and "does not run under torchrun yet" in r.stderr
