@@ -64,7 +64,7 @@ def parse_args(argv=None):
                    help="extra config overrides for training and evaluation (e.g. eval.fid_weights=PATH)")
     p.add_argument("--no-check", action="store_true",
                    help="skip the smoke train+evaluate check that runs beside the probe (aborts early on failure)")
-    p.add_argument("--mem-per-run-gb", type=float, default=5.5, help="GPU memory budget per concurrent run")
+    p.add_argument("--mem-per-run-gb", type=float, default=5.0, help="GPU memory budget per concurrent run")
     p.add_argument("--out", default=os.environ.get("OUT", ""), help="folder for the results tarball and log")
     return p.parse_args(argv)
 
@@ -266,10 +266,11 @@ def main(argv=None) -> int:
             return 4
         slowest = max(per_run.values())
         overhead = max(probe_wall - a.probe_steps * slowest, 10.0)  # start-up, data, encoders, final save
-        usable = deadline - time.time() - a.eval_reserve_s - overhead
+        waves = -(-len(runs) // par)  # runs beyond the first `par` start when earlier ones finish
+        usable = (deadline - time.time() - a.eval_reserve_s) / waves - overhead
         steps = int(usable / slowest) // a.step_multiple * a.step_multiple
         steps = max(a.min_steps, min(steps, natural))
-        record["probe"] = {"steps": a.probe_steps, "parallel": par, "wall_s": probe_wall,
+        record["probe"] = {"steps": a.probe_steps, "parallel": par, "waves": waves, "wall_s": probe_wall,
                            "step_seconds_under_load": per_run, "slowest": slowest, "overhead_s": overhead,
                            "usable_s": usable}
         log(f"probe: slowest step {slowest * 1e3:.0f} ms with {par} runs at once, start-up {overhead:.0f} s; "
