@@ -3,8 +3,9 @@
 ``python -m t2i_lib plan --profile paper [--dataset cub|coco]`` (and ``./run_all.sh --profile paper --dry-run``)
 checks the AttnGAN-layout data directory (clear message when it is missing or incomplete), then prints every run
 (DAMSM pretraining, each model family x loss variant, evaluation) with epochs, steps, images per step and samples,
-and an estimate of GPU hours.  Estimates come from benchmark figures: a measured ``results/benchmarks/*.json``
-when one exists for the setting, else the orientation figures below, each labelled with where it comes from.
+and an estimate of GPU hours.  Estimates come from benchmark figures: a measured GPU step benchmark
+(``results/benchmarks/train_step-cuda-*.json``) of the same family, variant, size and batch when one exists, else the
+orientation figures below, each labelled with where it comes from.
 """
 
 from __future__ import annotations
@@ -29,10 +30,35 @@ THROUGHPUT = {
 FID_IMAGES_PER_S_GPU = (1000.0, "order of magnitude for Inception-v3 on a modern GPU (not measured here)")
 
 
-def _throughput(family: str, size: int) -> tuple[float | None, str]:
-    if (family, size) in THROUGHPUT:
-        return THROUGHPUT[(family, size)]
+def measured_throughput(family: str, variant: str, size: int, batch: int, pairing: str,
+                        bench_dir=None) -> tuple[float | None, str]:
+    """Real training images per second from a GPU step benchmark of this setting (``benchmarks/bench_train_step.py``,
+    plain fp32 without speed flags, same family, variant, size and batch; the pairing must match when the variant
+    has fake-to-fake), or ``(None, reason)``."""
+    import json
+    from pathlib import Path
+
+    bench_dir = Path(bench_dir) if bench_dir else paths.results_root() / "benchmarks"
+    for f in sorted(bench_dir.glob(f"train_step-cuda-*-{size}px-b{batch}-*.json")):
+        rec = json.loads(f.read_text())
+        if rec.get("flags"):
+            continue
+        for r in rec.get("rows", []):
+            if (r["family"], r["variant"]) == (family, variant) and ("f2f" not in variant and variant != "both"
+                                                                      or r["pairing"] == pairing):
+                return r["images_per_s"], f"measured here: {rec.get('device_name', '?')} ({f.name})"
     return None, "no benchmark for this setting yet"
+
+
+def _throughput(family: str, variant: str, size: int, batch: int, pairing: str) -> tuple[float | None, str, bool]:
+    """(real images/s, source, per_variant): a measured benchmark of this variant, else the family's orientation
+    figure (a single-caption step; fake-to-fake costs are then scaled by the fakes per image)."""
+    ips, src = measured_throughput(family, variant, size, batch, pairing)
+    if ips is not None:
+        return ips, src, True
+    if (family, size) in THROUGHPUT:
+        return (*THROUGHPUT[(family, size)], False)
+    return None, src, False
 
 
 def check_data(cfg: Config) -> dict[str, Any]:
@@ -69,8 +95,10 @@ def paper_plan(profile: str = "paper", dataset: str = "cub", overrides: dict | N
         steps_per_epoch = n_train // per_step_images
         steps = t.max_steps if t.max_steps > 0 else t.epochs * steps_per_epoch
         fakes = per_step_images * (2 if t.losses.f2f > 0 else 1)
-        ips, src = _throughput(c.model.family, c.data.image_size)
-        hours = None if ips is None else steps * per_step_images / ips / 3600 * (fakes / per_step_images)
+        variant = c.experiment.rsplit("_", 1)[0].split("_")[-1]  # <family>_<variant>_<dataset>
+        ips, src, per_variant = _throughput(c.model.family, variant, c.data.image_size, t.batch_size, t.f2f_pairing)
+        scale = 1.0 if per_variant else fakes / per_step_images
+        hours = None if ips is None else steps * per_step_images / ips / 3600 * scale
         if hours is not None:
             total += hours
         runs.append({"run": c.run_id, "what": f"train {c.experiment}", "epochs": t.epochs, "steps": steps,

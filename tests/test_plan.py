@@ -50,3 +50,25 @@ def test_run_all_paper_dry_run(tmp_path):
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "Plan for profile 'paper' on CUB" in r.stdout and "train style_attngan_both_cub" in r.stdout
+
+
+def test_measured_throughput_picks_the_matching_plain_benchmark(tmp_path):
+    import json
+
+    from t2i_lib.plan import measured_throughput
+
+    def write(name, flags, rows):
+        (tmp_path / name).write_text(json.dumps({"device_name": "GPU X", "flags": flags, "rows": rows}))
+
+    row = lambda v, p, ips: {"family": "ssagan", "variant": v, "pairing": p, "images_per_s": ips}  # noqa: E731
+    write("train_step-cuda-paper-256px-b24-duplicate.json", {}, [row("baseline", "duplicate", 50.0),
+                                                                  row("f2f", "duplicate", 28.0)])
+    write("train_step-cuda-paper-256px-b24-split.json", {}, [row("f2f", "split", 24.0)])
+    write("train_step-cuda-paper-256px-b24-duplicate-precision-bf16.json", {"train.precision": "bf16"},
+          [row("baseline", "duplicate", 999.0)])
+    assert measured_throughput("ssagan", "baseline", 256, 24, "split", tmp_path)[0] == 50.0  # pairing irrelevant
+    assert measured_throughput("ssagan", "f2f", 256, 24, "split", tmp_path)[0] == 24.0
+    ips, src = measured_throughput("ssagan", "f2f", 256, 24, "duplicate", tmp_path)
+    assert ips == 28.0 and "GPU X" in src
+    assert measured_throughput("ssagan", "baseline", 256, 10, "duplicate", tmp_path)[0] is None  # other batch
+    assert measured_throughput("style_attngan", "baseline", 256, 24, "duplicate", tmp_path)[0] is None
