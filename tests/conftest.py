@@ -18,6 +18,15 @@ os.environ["T2I_PROGRESS"] = "off"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """Remove the session's temporary roots (datasets, runs, a converted 91 MB FID weights file) unless
+    T2I_KEEP_TEST_TMP is set, e.g. to inspect a failure."""
+    if not os.environ.get("T2I_KEEP_TEST_TMP"):
+        import shutil
+
+        shutil.rmtree(_TMP, ignore_errors=True)
+
+
 def _tiny_image(seed: int, size: int = 24) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
