@@ -112,13 +112,10 @@ def main(argv=None) -> int:
                                      "warmup": 1, "rows": rows})
     from t2i_lib.report import figures
 
-    plt = figures._plt()
-    fig, ax = plt.subplots(figsize=(6, 3))
-    ax.bar([f"{r['what']}\n{r['family'].replace('style_attngan', 'style')}" for r in rows],
-           [r["images_per_s"] for r in rows], color="#4c72b0")
-    ax.set_ylabel("images / s (median)")
-    ax.set_title(f"evaluation throughput, {a.profile}, batch {a.batch} ({dev_name})", fontsize=9)
-    fig.tight_layout()
+    fig = figures.bar([f"{r['what']}\n{r['family'].replace('style_attngan', 'style')}" for r in rows],
+                      [r["images_per_s"] for r in rows], "images / s (median)",
+                      f"evaluation throughput, {a.profile}, batch {a.batch} ({dev_name})", figsize=(6, 3),
+                      title_size=9)
     figures.save(fig, out / f"{tag}.png")
     print(f"wrote {out / (tag + '.json')}")
     return 0

@@ -55,13 +55,9 @@ def main(argv=None) -> int:
     write_json(out / f"run_all-cpu-{a.profile}.json", rec)
     from t2i_lib.report import figures
 
-    plt = figures._plt()
-    fig, ax = plt.subplots(figsize=(7, 3.4))
-    ax.barh([s["notebook"] for s in steps][::-1], [s["seconds"] for s in steps][::-1], color="#4c72b0")
-    ax.set_xlabel("seconds")
-    ax.set_title(f"run_all.sh --profile {a.profile}: {total:.0f} s on {os.cpu_count()} CPU cores", fontsize=9)
-    ax.tick_params(axis="y", labelsize=7)
-    fig.tight_layout()
+    fig = figures.bar([s["notebook"] for s in steps], [s["seconds"] for s in steps], "seconds",
+                      f"run_all.sh --profile {a.profile}: {total:.0f} s on {os.cpu_count()} CPU cores",
+                      horizontal=True, figsize=(7, 3.4), label_size=7, title_size=9)
     figures.save(fig, out / f"run_all-cpu-{a.profile}.png")
     print(f"run_all.sh --profile {a.profile}: {total:.0f} s; wrote {out / f'run_all-cpu-{a.profile}.json'}")
     return 0

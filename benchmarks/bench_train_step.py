@@ -128,16 +128,10 @@ def main(argv=None) -> int:
     write_json(out / f"{tag}.json", rec)
     from t2i_lib.report import figures
 
-    plt = figures._plt()
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    labels = [f"{r['family'].replace('style_attngan', 'style')}\n{r['variant']}" for r in rows]
-    ax.bar(range(len(rows)), [r["median_step_s"] * 1000 for r in rows],
-           color=["#4c72b0", "#dd8452", "#55a868", "#c44e52"])
-    ax.set_xticks(range(len(rows)))
-    ax.set_xticklabels(labels, fontsize=7)
-    ax.set_ylabel("ms per training step (median)")
-    ax.set_title(f"training step, {a.profile} widths, {a.size}px, batch {a.batch} ({dev_name})", fontsize=9)
-    fig.tight_layout()
+    fig = figures.bar([f"{r['family'].replace('style_attngan', 'style')}\n{r['variant']}" for r in rows],
+                      [r["median_step_s"] * 1000 for r in rows], "ms per training step (median)",
+                      f"training step, {a.profile} widths, {a.size}px, batch {a.batch} ({dev_name})",
+                      figsize=(7, 3.2), label_size=7, title_size=9)
     figures.save(fig, out / f"{tag}.png")
     print(f"wrote {out / (tag + '.json')}")
     return 0

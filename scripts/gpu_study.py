@@ -239,21 +239,19 @@ def main(argv=None) -> int:
     natural = natural_steps(cfg0)
     if a.max_steps == "auto":
         probe_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"t2i-probe-{os.getpid()}"
+        probe_over = {"train.max_steps": a.probe_steps, "train.log_every": 1, "run.results_dir": str(probe_dir),
+                      "data.root": str(root), "damsm.encoder_path": str(enc), "train.ckpt_every": 100000,
+                      "train.sample_every": 100000}
         pjobs = [{"name": f"probe {e} s{s}", "log": str(probe_dir.with_suffix(".log")),
-                  "cmds": [cli("train-gan", e, "--seed", str(s), *base, "--set", f"train.max_steps={a.probe_steps}",
-                               "--set", "train.log_every=1", "--set", f"run.results_dir={probe_dir}",
-                               "--set", f"data.root={root}", "--set", f"damsm.encoder_path={enc}",
-                               "--set", "train.ckpt_every=100000", "--set", "train.sample_every=100000")]}
+                  "cmds": [cli("train-gan", e, "--seed", str(s), *base,
+                               *sets([f"{k}={v}" for k, v in probe_over.items()]))]}
                  for e, s in runs[:par]]
         t_probe = time.time()
         launch(pjobs, par, deadline)
         probe_wall = time.time() - t_probe
         per_run = {}
         for j, (e, s) in zip(pjobs, runs[:par]):
-            c = C.resolve(e, a.profile, {**over, "train.max_steps": a.probe_steps, "train.log_every": 1,
-                                         "run.results_dir": str(probe_dir), "data.root": str(root),
-                                         "damsm.encoder_path": str(enc), "train.ckpt_every": 100000,
-                                         "train.sample_every": 100000}, seed=s)
+            c = C.resolve(e, a.profile, {**over, **probe_over}, seed=s)
             per_run[f"{e} s{s}"] = read_step_seconds(probe_dir / "runs" / c.run_id / "stats.jsonl",
                                                       skip=a.probe_steps // 3)
         import shutil

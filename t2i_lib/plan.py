@@ -82,6 +82,7 @@ def paper_plan(profile: str = "paper", dataset: str = "cub", overrides: dict | N
     layout = check_data(cfgs[0]) if check and dataset in ("cub", "coco") else None
     n_train = layout["splits"]["train"] if layout else TRAIN_SIZES.get(dataset, 0)
     n_test = layout["splits"]["test"] if layout else TEST_SIZES.get(dataset, 0)
+    from .metrics.evaluate import variant_of
     from .train.damsm import damsm_config_for
 
     dcfg = damsm_config_for(cfgs[0])
@@ -95,8 +96,8 @@ def paper_plan(profile: str = "paper", dataset: str = "cub", overrides: dict | N
         steps_per_epoch = n_train // per_step_images
         steps = t.max_steps if t.max_steps > 0 else t.epochs * steps_per_epoch
         fakes = per_step_images * (2 if t.losses.f2f > 0 else 1)
-        variant = c.experiment.rsplit("_", 1)[0].split("_")[-1]  # <family>_<variant>_<dataset>
-        ips, src, per_variant = _throughput(c.model.family, variant, c.data.image_size, t.batch_size, t.f2f_pairing)
+        ips, src, per_variant = _throughput(c.model.family, variant_of(c), c.data.image_size, t.batch_size,
+                                            t.f2f_pairing)
         scale = 1.0 if per_variant else fakes / per_step_images
         hours = None if ips is None else steps * per_step_images / ips / 3600 * scale
         if hours is not None:

@@ -70,12 +70,22 @@ def histogram(values: np.ndarray, xlabel: str, title: str, vline: float | None =
     return fig
 
 
-def bar(labels: Sequence[str], values: Sequence[float], ylabel: str, title: str):
+def bar(labels: Sequence[str], values: Sequence[float], ylabel: str, title: str, horizontal: bool = False,
+        figsize: tuple[float, float] = (5.5, 3.2), label_size: float | None = None, title_size: float | None = None):
+    """A bar chart (colours cycle every four bars); ``horizontal`` lists the labels top to bottom."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 3.2))
-    ax.bar(labels, values, color=["#4c72b0", "#dd8452", "#55a868", "#c44e52"][: len(labels)])
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
+    fig, ax = plt.subplots(figsize=figsize)
+    colours = ["#4c72b0", "#dd8452", "#55a868", "#c44e52"][: len(labels)]
+    if horizontal:
+        ax.barh(list(labels)[::-1], list(values)[::-1], color=colours)
+        ax.set_xlabel(ylabel)
+    else:
+        ax.bar(range(len(labels)), values, color=colours)
+        ax.set_xticks(range(len(labels)))
+        ax.set_xticklabels(labels)
+        ax.set_ylabel(ylabel)
+    ax.tick_params(axis="y" if horizontal else "x", labelsize=label_size)
+    ax.set_title(title, fontsize=title_size)
     fig.tight_layout()
     return fig
 
