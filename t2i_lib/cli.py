@@ -155,19 +155,22 @@ def main(argv: list[str] | None = None) -> int:
             from .config import parse_cli_overrides, resolve
             from .data.prepare import ensure_dataset
             from .train.damsm import ensure_encoders
+            from .train import distributed
             from .train.gan import train_gan
             from .utils.device import resolve_device
 
-            from .train.distributed import env_world_size
-
-            if env_world_size() > 1:
-                raise ConfigError("train-gan does not run under torchrun yet (multi-process GAN training is an open "
-                                  "issue); launch it as one process (DAMSM pretraining does support torchrun)")
             cfg = resolve(args.experiment, args.profile, parse_cli_overrides(args.overrides), seed=args.seed)
-            device = resolve_device(args.device or cfg.run.device)
-            root = ensure_dataset(cfg)
-            ensure_encoders(cfg, device, root)
+            info, ddev = distributed.init(args.device or cfg.run.device)  # torchrun: join the process group
+            device = ddev or resolve_device(args.device or cfg.run.device)
+            if info.is_main:  # data and DAMSM first, on rank 0 alone (the others wait, then find them)
+                root = ensure_dataset(cfg)
+                ensure_encoders(cfg, device, root)
+            distributed.barrier(info)
+            root = ensure_dataset(cfg) if not info.is_main else root
             s = train_gan(cfg, device, root, force=args.force, resume=not args.no_resume)
+            distributed.shutdown(info)
+            if not info.is_main:
+                return 0
             print(f"GAN {s['run_id']}: {s['steps']} steps in {s['wall_seconds']:.0f} s on {s['device']}; "
                   f"samples {s['sample_grid']}")
         elif args.command == "evaluate":

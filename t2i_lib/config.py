@@ -239,14 +239,17 @@ PROFILES: dict[str, dict] = {
                  "r_precision_folds": 2, "consistency_images": 8, "attribute_epochs": 2},
         "run": {"deterministic": True, "device": "cpu"},
     },
-    # Synthetic, long enough to show the losses' effect: minutes on a GPU (scripts/run_profile_gpu.sh); on 2 CPU cores
-    # SSA-GAN's D at ndf=32 costs about 30 s per step, so a CPU demo takes many hours.
+    # Synthetic, sized so the whole ablation (2 families x 4 variants x 3 seeds + plain AttnGAN) trains and is
+    # evaluated on 2 CPU cores in about an hour and a half (benchmarks/bench_train_step.py: SSA-GAN 1.3 s, Style-
+    # AttnGAN 0.7 s, AttnGAN 0.2 s per step at these widths).  The DAMSM (15 epochs, small CNN) is shared by all
+    # runs.  A GPU affords far more: scripts/gpu_study.py scales the steps to its budget.
     "demo": {
         "data": {"dataset": "caption-shapes", "n_images": 12000, "image_size": 64},
         "damsm": {"backbone": "small", "small_width": 32, "epochs": 15, "batch_size": 48, "ckpt_every": 5},
-        "model": {"ngf": 32, "ndf": 32, "z_dim": 64, "w_dim": 64, "ca_dim": 64, "mapping_layers": 4},
-        "train": {"epochs": 6, "batch_size": 32, "ckpt_every": 600, "sample_every": 300, "log_every": 25},
-        "eval": {"n_samples": 2000, "batch_size": 100, "kid_subset_size": 500},
+        "model": {"ngf": 8, "ndf": 8, "z_dim": 64, "w_dim": 64, "ca_dim": 64, "mapping_layers": 4, "r_num": 1},
+        "train": {"epochs": 1, "max_steps": 140, "batch_size": 16, "f2f_pairing": "split", "ckpt_every": 70,
+                  "sample_every": 70, "log_every": 10},
+        "eval": {"n_samples": 240, "batch_size": 80, "kid_subset_size": 120, "consistency_images": 40},
     },
     # The reproduction: real CUB/COCO, 256 px, paper widths and schedules, GPU(s).
     "paper": {

@@ -45,8 +45,8 @@ Deviations / choices to know about:
   C_in == C_out, where it is never used.  At 256 px / ndf = 64 that is two dead 1024 -> 1024 convs, 2,099,200
   parameters, which are part of the reference's 80,379,526.  ``Discriminator(unused_shortcut_convs=True)``
   (default) builds them too, so the parameter count and the state-dict layout match the reference; they receive
-  no gradient (``.grad`` stays None; Adam skips them; ``DistributedDataParallel`` would need
-  ``find_unused_parameters=True``).  With ``unused_shortcut_convs=False`` D has 78,280,326 parameters and computes
+  no gradient (``.grad`` stays None; Adam skips them) and are built with ``requires_grad=False``, so
+  ``DistributedDataParallel`` leaves them out of its gradient buckets.  With ``unused_shortcut_convs=False`` D has 78,280,326 parameters and computes
   exactly the same function.
 - SynchronizedBatchNorm2d in the reference is plain ``nn.BatchNorm2d`` here (single-process training).
 - ``cond_dim`` and the MLP width are arguments (the reference hard-codes 256 for both).
@@ -228,6 +228,8 @@ class ResDBlock(nn.Module):
         self.conv_r = nn.Sequential(nn.Conv2d(fin, fout, 4, 2, 1, bias=False), nn.LeakyReLU(0.2),
                                     nn.Conv2d(fout, fout, 3, 1, 1, bias=False), nn.LeakyReLU(0.2))
         self.conv_s = nn.Conv2d(fin, fout, 1, 1, 0) if (self.learned_shortcut or unused_shortcut_conv) else None
+        if self.conv_s is not None and not self.learned_shortcut:
+            self.conv_s.requires_grad_(False)  # never used: no gradient, and DDP must not wait for one
         self.gamma = nn.Parameter(torch.zeros(1))
 
     def shortcut(self, x: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,14 @@ Semantics (documented in the README, tested with 2 CPU processes and gloo in ``t
 - learning rates are those of the global batch (no scaling);
 - rank 0 alone writes logs, checkpoints, samples and metrics; the other ranks wait at barriers.
 
-Launch: ``torchrun --nproc_per_node=N -m t2i_lib pretrain-damsm ...`` (one node); several nodes: the same on each
+- batch normalisation uses the statistics of the global batch: ``torch.nn.SyncBatchNorm`` on GPUs, and on CPU
+  (gloo, where SyncBatchNorm does not run) :class:`CrossRankBatchNorm`, the same computation written with the
+  autograd-aware ``torch.distributed.nn.functional.all_reduce`` (:func:`sync_batchnorm` picks one);
+- GAN discriminators are called through :class:`Heads`, a module whose forward returns the logits a loss needs,
+  so that every forward whose backward updates D goes through DDP (a method of the unwrapped module would
+  bypass DDP's gradient averaging silently); the generator step calls the unwrapped, frozen D.
+
+Launch: ``torchrun --nproc_per_node=N -m t2i_lib pretrain-damsm ...`` or ``... train-gan EXPERIMENT`` (one node); several nodes: the same on each
 node with ``--nnodes=M --node_rank=K --rdzv_backend=c10d --rdzv_endpoint=HOST:PORT``.
 """
 
@@ -161,6 +168,111 @@ class ShardSampler(torch.utils.data.Sampler):
         lo = self.info.rank * self.local
         for b in range(self.n // self.batch_size):
             yield from order[b * self.batch_size + lo: b * self.batch_size + lo + self.local]
+
+
+def gather_nograd(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Every rank's ``x`` concatenated along dim 0 in rank order, without gradients (labels, text features)."""
+    if not info.enabled:
+        return x
+    out = [torch.empty_like(x) for _ in range(info.world_size)]
+    dist.all_gather(out, x.contiguous(), group=_gather_group())
+    return torch.cat(out, dim=0)
+
+
+def mean_over_ranks(terms: dict[str, torch.Tensor], info: DistInfo) -> dict[str, torch.Tensor]:
+    """The mean over ranks of scalar loss terms (one all-reduce for all of them); identity on one process."""
+    if not info.enabled or not terms:
+        return terms
+    keys = sorted(terms)
+    flat = torch.stack([terms[k].detach().float().reshape(()) for k in keys])
+    dist.all_reduce(flat)
+    flat = flat / info.world_size
+    return {k: flat[i] for i, k in enumerate(keys)}
+
+
+class CrossRankBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
+    """Batch normalisation over the global batch of all ranks, for CPU process groups (gloo) where
+    ``torch.nn.SyncBatchNorm`` refuses to run.  Training mode: per-channel sum and sum of squares (and the sample
+    count) are summed over ranks with the autograd-aware ``torch.distributed.nn.functional.all_reduce`` (its
+    backward sums the gradients over ranks, so each rank receives the gradient of the global statistics), the
+    input is normalised with the biased global variance and the running statistics are updated with the unbiased
+    one, as ``BatchNorm`` does on one process holding the whole batch.  Evaluation mode and single processes use
+    the running statistics / plain ``F.batch_norm``.  Accepts any input of rank >= 2 (channels on dim 1)."""
+
+    def _check_input_dim(self, x):
+        if x.dim() < 2:
+            raise ValueError(f"CrossRankBatchNorm expects at least 2-D input (N, C, ...), got {tuple(x.shape)}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input_dim(x)
+        info = current()
+        use_batch = self.training or not self.track_running_stats
+        if not use_batch or not info.enabled:
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        dims = [0] + list(range(2, x.dim()))
+        xf = x.float()
+        count = torch.tensor([x.numel() / x.shape[1]], dtype=torch.float32, device=x.device)
+        stats = torch.cat([xf.sum(dims), xf.pow(2).sum(dims), count])
+        stats = all_reduce(stats, group=_gather_group())
+        c = x.shape[1]
+        n = stats[-1]
+        mean = stats[:c] / n
+        var = (stats[c:2 * c] / n - mean.pow(2)).clamp_min(0)
+        if self.training and self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+                self.running_var.mul_(1 - m).add_(var.detach() * n / max(float(n) - 1, 1.0), alpha=m)
+        shape = [1, c] + [1] * (x.dim() - 2)
+        y = (xf - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y.to(x.dtype)
+
+
+def sync_batchnorm(module: torch.nn.Module, info: DistInfo, device: torch.device) -> torch.nn.Module:
+    """Every ``BatchNorm*d`` of ``module`` normalising over the global batch when distributed: PyTorch's
+    ``SyncBatchNorm`` on CUDA, :class:`CrossRankBatchNorm` on CPU.  Parameters and buffers are kept (the same
+    tensors), so state dicts and checkpoints are interchangeable with single-process runs."""
+    if not info.enabled:
+        return module
+    if device.type == "cuda":
+        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    return _convert_cpu(module)
+
+
+def _convert_cpu(module: torch.nn.Module) -> torch.nn.Module:
+    bn = torch.nn.modules.batchnorm._BatchNorm
+    if isinstance(module, bn) and not isinstance(module, CrossRankBatchNorm):
+        out = CrossRankBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
+                                 module.track_running_stats)
+        if module.affine:
+            out.weight, out.bias = module.weight, module.bias
+        if module.track_running_stats:
+            out.running_mean, out.running_var = module.running_mean, module.running_var
+            out.num_batches_tracked = module.num_batches_tracked
+        out.train(module.training)
+        return out
+    for name, child in module.named_children():
+        new = _convert_cpu(child)
+        if new is not child:
+            setattr(module, name, new)
+    return module
+
+
+class Heads(torch.nn.Module):
+    """``fn(module, *args)`` as a module holding ``module``: the unit DDP wraps for a discriminator, whose losses
+    need its feature trunk and one or more heads in one forward."""
+
+    def __init__(self, module: torch.nn.Module, fn):
+        super().__init__()
+        self.module, self.fn = module, fn
+
+    def forward(self, *args, **kwargs):
+        return self.fn(self.module, *args, **kwargs)
 
 
 def shutdown(info: DistInfo) -> None:

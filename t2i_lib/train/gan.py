@@ -26,6 +26,12 @@ The loop: epochs or ``max_steps``; noise drawn from a generator seeded by (seed,
 ``sample_every`` steps; ``stats.jsonl`` every ``log_every`` steps; atomic checkpoints every ``ckpt_every`` steps
 and at the end; non-finite losses stop training naming the term and step (or are skipped and counted with
 ``train.skip_nonfinite``).
+
+Under torchrun (``torchrun --nproc_per_node=N -m t2i_lib train-gan EXPERIMENT``) the configured batch is the
+global batch: each rank loads its slice of every global batch, draws the noise rows of its slice, normalises
+with global-batch statistics (SyncBatchNorm / CrossRankBatchNorm), gathers features for the batch-coupled terms
+(mismatched pairs, DAMSM matching, NT-Xent negatives), and DDP averages the gradients of G and of D's heads.
+Rank 0 alone writes logs, sample grids, checkpoints and the summary.  See :mod:`t2i_lib.train.distributed`.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from torch import nn
 from .. import __version__, paths
 from ..config import Config
 from ..utils.io import write_json
+from .distributed import SINGLE, DistInfo, Heads, current, gather_cat, gather_nograd
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +75,12 @@ class GanContext:
     opt_d: torch.optim.Optimizer
     G_ema: nn.Module | None = None
     extra: dict = field(default_factory=dict)
+    info: DistInfo = SINGLE
+    d_heads: Any = None  # D called through its loss heads (distributed.Heads, DDP-wrapped under torchrun)
+
+    def __post_init__(self):
+        if self.d_heads is None:
+            self.d_heads = d_heads_for(self.cfg, self.D)
 
     def amp(self):
         """Autocast of a forward region when ``train.precision`` is bf16 (a no-op in fp32); backward passes and
@@ -82,10 +95,12 @@ def caption_sets(batch: dict, device) -> list[tuple[torch.Tensor, torch.Tensor]]
     return sets
 
 
-def noise_for_sets(cfg: Config, n: int, z_dim: int, step: int, sets, device) -> list[torch.Tensor]:
-    """One z per image (seeded by run seed and step), shared by its captions, or the reference's per-position."""
+def noise_for_sets(cfg: Config, n: int, z_dim: int, step: int, sets, device,
+                   info: DistInfo = SINGLE) -> list[torch.Tensor]:
+    """One z per image (seeded by run seed and step), shared by its captions, or the reference's per-position.
+    Under torchrun the noise of the global batch is drawn and each rank takes the rows of its slice."""
     g = torch.Generator().manual_seed(int(cfg.run.seed) * 1_000_003 + int(step))
-    z = torch.randn(n, z_dim, generator=g).to(device)
+    z = torch.randn(n * info.world_size, z_dim, generator=g)[info.rank * n:(info.rank + 1) * n].to(device)
     if len(sets) == 1 or cfg.train.f2f_shared_noise == "per_image":
         return [z] * len(sets)
     from ..data.text import sort_by_length
@@ -111,7 +126,9 @@ def accumulate(sums: dict[str, torch.Tensor], terms: dict[str, torch.Tensor]) ->
 
 def encoder_terms(ctx: GanContext, fakes: list[torch.Tensor], real: torch.Tensor, sets_emb: list,
                   class_ids: torch.Tensor) -> dict[str, torch.Tensor]:
-    """DAMSM, fake-to-fake and fake-to-real terms of the G loss, from one image-encoder pass."""
+    """DAMSM, fake-to-fake and fake-to-real terms of the G loss, from one image-encoder pass.  Under torchrun the
+    features of the global batch are gathered (with gradients to this rank's slice), so the batch-coupled losses
+    (DAMSM matching, NT-Xent negatives) are those of the global batch."""
     from ..losses.contrastive import fake_to_fake, fake_to_real
     from ..losses.damsm import damsm_loss
 
@@ -124,18 +141,21 @@ def encoder_terms(ctx: GanContext, fakes: list[torch.Tensor], real: torch.Tensor
     batch = torch.cat(fakes + ([real] if need_real else []), dim=0)
     region, code = ctx.image_enc(batch)
     n = fakes[0].shape[0]
-    codes = [code[k * n:(k + 1) * n] for k in range(len(fakes))]
+    info = ctx.info
+    codes = [gather_cat(code[k * n:(k + 1) * n], info) for k in range(len(fakes))]
     if w.damsm > 0:
         dl = 0.0
+        cls = gather_nograd(class_ids, info)
         for k, (words, sent, lens) in enumerate(sets_emb):
-            terms = damsm_loss(region[k * n:(k + 1) * n], codes[k], words, sent, lens, class_ids,
+            g = [gather_nograd(x, info) for x in (words, sent, lens)]
+            terms = damsm_loss(gather_cat(region[k * n:(k + 1) * n], info), codes[k], *g, cls,
                                t.damsm_gamma1, dm.gamma2, dm.gamma3, dm.paper_gamma2_factor)
             dl = dl + terms["total"]
         out["g_damsm"] = dl
     if w.f2f > 0 and len(codes) == 2:
         out["g_f2f"] = fake_to_fake(codes[0], codes[1], t.f2f_tau)
     if need_real:
-        real_code = code[len(fakes) * n:]
+        real_code = gather_nograd(code[len(fakes) * n:].detach(), info)
         out["g_f2r"] = sum(fake_to_real(c, real_code, t.f2r_tau) for c in codes)
     return out
 
@@ -156,6 +176,23 @@ def ssagan_generate(G, z, sent, words=None, word_mask=None):
     return G(z, sent)
 
 
+def ssagan_heads(D, x, sents, mismatch: bool = False):
+    """The D forward of the D step: conditional logits of ``x`` for each sentence batch in ``sents`` and, with
+    ``mismatch``, the logits of the mismatched pairs (image i with the caption of image i + 1 of the global
+    batch).  Returns ``(logits per sentence batch, mismatched logits per sentence batch)``."""
+    feat = D(x)
+    cond = [D.cond_logits(feat, s) for s in sents]
+    return cond, _mismatched(D, feat, sents) if mismatch else []
+
+
+def _mismatched(D, feat, sents) -> list:
+    info = current()
+    fg = gather_cat(feat, info)
+    if fg.shape[0] < 2:
+        return [None] * len(sents)
+    return [D.cond_logits(fg[:-1], gather_nograd(s, info)[1:]) for s in sents]
+
+
 def ssagan_step(ctx: GanContext, batch: dict, step: int) -> dict[str, torch.Tensor]:
     """One SSA-GAN iteration: D hinge step, MA-GP step, G step (REFERENCE.md §4.3, §3.6)."""
     from ..losses.adversarial import hinge_d, hinge_g, ma_gp
@@ -167,25 +204,27 @@ def ssagan_step(ctx: GanContext, batch: dict, step: int) -> dict[str, torch.Tens
     sets = caption_sets(batch, dev)
     with torch.no_grad():
         sets_emb = [(*ctx.text_enc(c, l), l) for c, l in sets]  # (words, sent, lens)
-    zs = noise_for_sets(cfg, real.shape[0], cfg.model.z_dim, step, sets, dev)
-    logits = lambda x, s: D.cond_logits(D(x), s)  # noqa: E731
+    zs = noise_for_sets(cfg, real.shape[0], cfg.model.z_dim, step, sets, dev, ctx.info)
+    heads = ctx.d_heads  # the D step's forwards: through DDP under torchrun
+    logits = lambda x, s: D.cond_logits(D(x), s)  # noqa: E731  (G step: the plain, frozen D)
     d_terms: dict[str, torch.Tensor] = {}
     d_loss = 0.0
     with ctx.amp():
         fakes = [G(z, s) for z, (_, s, _) in zip(zs, sets_emb)]
 
         # --- D: hinge with mismatched captions, then MA-GP -------------------------------------------------
-        real_feat = D(real)
-        for (_, s, _), fake in zip(sets_emb, fakes):
-            mis = D.cond_logits(real_feat[:-1], s[1:]) if real.shape[0] > 1 else None
-            terms = hinge_d(D.cond_logits(real_feat, s), logits(fake.detach(), s), mis)
+        real_logits, mis_logits = heads(real, [s for _, s, _ in sets_emb], True)
+        for k, ((_, s, _), fake) in enumerate(zip(sets_emb, fakes)):
+            (fake_logits,), _ = heads(fake.detach(), [s])
+            terms = hinge_d(real_logits[k], fake_logits, mis_logits[k])
             d_loss = d_loss + terms["d_adv"]
             accumulate(d_terms, terms)
     optimizer_step(ctx.opt_d, d_loss)
     gp = torch.zeros((), device=dev)
     if t.magp_weight > 0:
         with ctx.amp():
-            gp = sum(ma_gp(logits, real, s, t.magp_weight, t.magp_power) for _, s, _ in sets_emb)
+            gp = sum(ma_gp(lambda x, s: heads(x, [s])[0][0], real, s, t.magp_weight, t.magp_power)
+                     for _, s, _ in sets_emb)
         optimizer_step(ctx.opt_d, gp)
 
     # --- G: adversarial + DAMSM + contrastive ------------------------------------------------------------
@@ -240,6 +279,14 @@ def attngan_generate(G, z, sent, words=None, word_mask=None):
     return G(z, sent, words, word_mask)[-1]
 
 
+def attngan_heads(Di, x, sents, mismatch: bool = False):
+    """The D-step forward of one AttnGAN-family discriminator: (conditional logits per sentence batch,
+    unconditional logits, mismatched-pair logits per sentence batch when ``mismatch``)."""
+    feat = Di(x)
+    cond = [Di.cond_logits(feat, s) for s in sents]
+    return cond, Di.uncond_logits(feat), _mismatched(Di, feat, sents) if mismatch else []
+
+
 def attngan_noise_dim(cfg: Config) -> int:
     return cfg.model.z_dim + cfg.model.ca_dim
 
@@ -261,19 +308,17 @@ def attngan_step(ctx: GanContext, batch: dict, step: int) -> dict[str, torch.Ten
     with torch.no_grad():
         sets_emb = [(*ctx.text_enc(c, l), l) for c, l in sets]
     masks = [c == 0 for c, _ in sets]
-    zs = noise_for_sets(cfg, reals[0].shape[0], cfg.model.z_dim, step, sets, dev)
+    zs = noise_for_sets(cfg, reals[0].shape[0], cfg.model.z_dim, step, sets, dev, ctx.info)
     d_terms: dict[str, torch.Tensor] = {}
     d_loss = 0.0
     with ctx.amp():
         outs = [G(z, s, w, m, return_extras=True) for z, (w, s, _), m in zip(zs, sets_emb, masks)]
         fakes = [o[0] for o in outs]
-        for i, Di in enumerate(D):
-            feat_real = Di(reals[i])
-            for f, (_, s, _) in zip(fakes, sets_emb):
-                feat_fake = Di(f[i].detach())
-                terms = bce_d(Di.cond_logits(feat_real, s), Di.cond_logits(feat_fake, s),
-                              Di.cond_logits(feat_real[:-1], s[1:]), Di.uncond_logits(feat_real),
-                              Di.uncond_logits(feat_fake))
+        for i, heads in enumerate(ctx.d_heads):
+            real_cond, real_uncond, mis = heads(reals[i], [s for _, s, _ in sets_emb], True)
+            for k, (f, (_, s, _)) in enumerate(zip(fakes, sets_emb)):
+                (fake_cond,), fake_uncond, _ = heads(f[i].detach(), [s])
+                terms = bce_d(real_cond[k], fake_cond, mis[k], real_uncond, fake_uncond)
                 d_loss = d_loss + terms["d_adv"]
                 accumulate(d_terms, terms)
     optimizer_step(ctx.opt_d, d_loss)
@@ -319,6 +364,16 @@ def get_family(name: str) -> Family:
     return FAMILIES[name]
 
 
+def d_heads_for(cfg: Config, D, info: DistInfo = SINGLE, device=None):
+    """D as the D step calls it: :class:`~t2i_lib.train.distributed.Heads` of the family (one per scale for the
+    AttnGAN family), DDP-wrapped when distributed."""
+    from .distributed import wrap
+
+    if cfg.model.family == "ssagan":
+        return wrap(Heads(D, ssagan_heads), info, device)
+    return [wrap(Heads(Di, attngan_heads), info, device) for Di in D]
+
+
 def speed_wrappers(cfg: Config, G: nn.Module, D: nn.Module) -> tuple[nn.Module, nn.Module]:
     """The G and D the step calls: ``torch.compile``-d when ``train.compile`` (weights stay shared with the plain
     modules, which checkpoints save).  D is compiled only where no MA-GP double backward runs through it
@@ -339,17 +394,36 @@ def speed_wrappers(cfg: Config, G: nn.Module, D: nn.Module) -> tuple[nn.Module, 
 # Sampling order
 # ------------------------------------------------------------------------------------------------------------
 class EpochSampler(torch.utils.data.Sampler):
-    """A permutation of range(n) seeded by (seed, epoch), starting at ``start`` (for an exact mid-epoch resume)."""
+    """A permutation of range(n) seeded by (seed, epoch), starting at ``start`` (for an exact mid-epoch resume).
 
-    def __init__(self, n: int, seed: int, epoch: int, start: int = 0):
-        self.n, self.seed, self.epoch, self.start = n, seed, epoch, start
+    Distributed (``info`` with W ranks, ``batch_size`` the global batch): the same permutation on every rank, cut
+    into global batches from ``start``; this rank yields slice ``rank`` of W of each (the last partial batch
+    dropped).  With one process the order is the plain permutation."""
+
+    def __init__(self, n: int, seed: int, epoch: int, start: int = 0, batch_size: int | None = None,
+                 info: DistInfo = SINGLE):
+        self.n, self.seed, self.epoch, self.start, self.info = n, seed, epoch, start, info
+        self.batch_size = batch_size
+        if info.enabled and (batch_size is None or batch_size % info.world_size):
+            raise ValueError(f"the global batch size {batch_size} is not divisible by the {info.world_size} "
+                             f"processes; choose a multiple of {info.world_size}")
+
+    def _order(self) -> list[int]:
+        return np.random.default_rng([self.seed, self.epoch, 17]).permutation(self.n)[self.start:].tolist()
 
     def __iter__(self):
-        perm = np.random.default_rng([self.seed, self.epoch, 17]).permutation(self.n)
-        return iter(perm[self.start:].tolist())
+        order = self._order()
+        if not self.info.enabled:
+            return iter(order)
+        b, w = self.batch_size, self.info.world_size
+        local = b // w
+        lo = self.info.rank * local
+        return iter([i for k in range(len(order) // b) for i in order[k * b + lo:k * b + lo + local]])
 
     def __len__(self):
-        return self.n - self.start
+        if not self.info.enabled:
+            return self.n - self.start
+        return (self.n - self.start) // self.batch_size * (self.batch_size // self.info.world_size)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -412,30 +486,45 @@ def train_gan(cfg: Config, device, dataset_root: str | Path, force: bool = False
     Needs the profile's DAMSM (``t2i_lib.train.damsm.encoder_path(cfg)``).  A finished run with the same config
     is reused unless ``force``; an interrupted one resumes from its latest checkpoint when ``resume``.  A second
     process asking for the same run waits for the first (:func:`~t2i_lib.utils.io.dir_lock`), then reuses it.
+    Under torchrun (an initialised process group, :func:`t2i_lib.train.distributed.init`) every rank calls this;
+    see the module docstring for the semantics.
     """
+    import contextlib
+
     from ..utils.io import dir_lock
 
-    with dir_lock(run_dir_for(cfg)):
-        return _train_gan(cfg, device, dataset_root, force, resume, progress)
+    info = current()
+    with dir_lock(run_dir_for(cfg)) if info.is_main else contextlib.nullcontext():
+        return _train_gan(cfg, device, dataset_root, force, resume, progress, info)
 
 
 def _train_gan(cfg: Config, device, dataset_root: str | Path, force: bool, resume: bool,
-               progress: bool | str) -> dict[str, Any]:
+               progress: bool | str, info: DistInfo = SINGLE) -> dict[str, Any]:
     from ..data.dataset import CaptionDataset
     from ..utils.logging import progress as bar
     from . import checkpoint as ck
     from .damsm import encoder_path, load_encoders
     from .run import progress_flag, start_run
+    from .distributed import barrier, broadcast, mean_over_ranks, sync_batchnorm, wrap
     from .ema import make_ema, update_ema
+    from ..config import ConfigError
+    from ..utils.seed import seed_everything
 
     fam = get_family(cfg.model.family)
     t, d = cfg.train, cfg.data
     run_dir = run_dir_for(cfg)
     summary_path = run_dir / "summary.json"
-    reused = start_run(cfg, run_dir, force, "GAN")
+    if info.enabled and t.compile:
+        raise ConfigError("train.compile is not supported under torchrun yet (compiled DDP modules are untested "
+                          "here); train without it or in one process")
+    reused = broadcast(start_run(cfg, run_dir, force, "GAN") if info.is_main else None, info)
     if reused is not None:
         return reused
-    prog = progress_flag(cfg, progress)
+    barrier(info)  # rank 0 has (re)created the run directory
+    if not info.is_main:
+        seed_everything(cfg.run.seed + info.rank)  # own draws of stochastic layers (CA, noise injection) per rank
+    main = info.is_main
+    prog = progress_flag(cfg, progress) if main else False
 
     n_caps = 2 if t.losses.f2f > 0 else 1
     sizes = fam.image_sizes(cfg)
@@ -446,18 +535,23 @@ def _train_gan(cfg: Config, device, dataset_root: str | Path, force: bool, resum
     text_enc, image_enc, enc_meta = load_encoders(enc_path, device, vocab_hash=train_ds.vocab.hash)
 
     modules, model_kwargs = fam.build(cfg)
-    G, D = modules["G"].to(device), modules["D"].to(device)
+    G, D = (sync_batchnorm(modules[k], info, device).to(device) for k in ("G", "D"))
     if t.channels_last:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     betas = fam.betas(cfg)
     opt_g = torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=betas)
     G_ema = make_ema(G) if t.ema else None
-    ctx = GanContext(cfg, device, text_enc, image_enc, *speed_wrappers(cfg, G, D), opt_g, opt_d, G_ema)
+    G_fast, D_fast = speed_wrappers(cfg, G, D)
+    ctx = GanContext(cfg, device, text_enc, image_enc, wrap(G_fast, info, device), D_fast, opt_g, opt_d, G_ema,
+                     info=info, d_heads=d_heads_for(cfg, D_fast, info, device))
 
-    bs = images_per_loader_batch(cfg)
+    bs = images_per_loader_batch(cfg)  # global batch
     if len(train_ds) < bs:
         raise ValueError(f"train.batch_size needs {bs} images per batch but the train split has {len(train_ds)}")
+    if bs % info.world_size:
+        raise ConfigError(f"{bs} images per global batch cannot be split over {info.world_size} processes; "
+                          f"choose train.batch_size so that it is a multiple of {info.world_size}")
     steps_per_epoch = len(train_ds) // bs
     total_steps = t.max_steps if t.max_steps > 0 else t.epochs * steps_per_epoch
     ckpt_dir = run_dir / "checkpoints"
@@ -474,13 +568,16 @@ def _train_gan(cfg: Config, device, dataset_root: str | Path, force: bool, resum
         step, skipped = latest["step"], latest.get("skipped_steps", 0)
         log.info("resuming %s from step %d", cfg.run_id, step)
     stats_path = run_dir / "stats.jsonl"
-    if step == 0 and stats_path.exists():
+    if not main:
+        pass
+    elif step == 0 and stats_path.exists():
         stats_path.unlink()
     elif stats_path.exists():  # drop records written after the checkpoint we resume from
         keep = [l for l in stats_path.read_text().splitlines() if l and json.loads(l)["step"] <= step]
         stats_path.write_text("".join(k + "\n" for k in keep))
     fixed = fixed_samples(test_ds, 16, fam.noise_dim(cfg), cfg.eval.eval_seed)
-    write_json(run_dir / "samples" / "captions.json", fixed["texts"])
+    if main:
+        write_json(run_dir / "samples" / "captions.json", fixed["texts"])
 
     def payload():
         state = {"G": G.state_dict(), "D": D.state_dict()}
@@ -502,14 +599,15 @@ def _train_gan(cfg: Config, device, dataset_root: str | Path, force: bool, resum
         epoch, pos = divmod(step, steps_per_epoch)
         if epoch != cur_epoch:
             train_ds.set_epoch(epoch)
-            sampler = EpochSampler(len(train_ds), cfg.run.seed, epoch, start=pos * bs)
-            loader = torch.utils.data.DataLoader(train_ds, batch_size=bs, sampler=sampler, drop_last=True,
+            sampler = EpochSampler(len(train_ds), cfg.run.seed, epoch, start=pos * bs, batch_size=bs, info=info)
+            loader = torch.utils.data.DataLoader(train_ds, batch_size=bs // info.world_size, sampler=sampler,
+                                                 drop_last=True,
                                                  num_workers=d.num_workers, pin_memory=device.type == "cuda")
             loader_iter, cur_epoch = iter(loader), epoch
         batch = next(loader_iter)
         if t.channels_last:
             batch["images"] = [x.contiguous(memory_format=torch.channels_last) for x in batch["images"]]
-        terms = fam.step(ctx, batch, step)
+        terms = mean_over_ranks(fam.step(ctx, batch, step), info)  # every rank sees the same logged values
         if t.finite_check == "log":  # no host sync here: the sums are checked when they are logged
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v.detach().float()
@@ -537,18 +635,22 @@ def _train_gan(cfg: Config, device, dataset_root: str | Path, force: bool, resum
                 raise NonFiniteLossError(f"non-finite loss {', '.join(bad)} between steps {step - n_in_tick + 1} "
                                          f"and {step} of {cfg.run_id} (last good checkpoint kept; "
                                          "train.finite_check='step' names the step)")
-            with open(stats_path, "a") as fh:
-                fh.write(json.dumps(rec, sort_keys=True) + "\n")
+            if main:
+                with open(stats_path, "a") as fh:
+                    fh.write(json.dumps(rec, sort_keys=True) + "\n")
             sums, n_in_tick, t_tick = {}, 0, time.time()
             if hasattr(pbar, "set_postfix"):
                 pbar.set_postfix(d=f"{rec.get('d_total', 0):.3f}", g=f"{rec.get('g_total', 0):.3f}")
-        if step % t.sample_every == 0 or step == total_steps:
+        if main and (step % t.sample_every == 0 or step == total_steps):
             sample_grid(G_ema if G_ema is not None else G, fam.generate, text_enc, fixed, device,
                         run_dir / "samples" / f"fakes_{step:06d}.png")
-        if step % t.ckpt_every == 0 or step == total_steps:
+        if main and (step % t.ckpt_every == 0 or step == total_steps):
             ck.save(ckpt_dir, step, payload(), keep_last=3)
     if hasattr(pbar, "close"):
         pbar.close()
+    barrier(info)
+    if not main:
+        return broadcast(None, info)
 
     history = [json.loads(l) for l in stats_path.read_text().splitlines() if l] if stats_path.exists() else []
     final_grid = run_dir / "samples" / f"fakes_{total_steps:06d}.png"
@@ -558,9 +660,10 @@ def _train_gan(cfg: Config, device, dataset_root: str | Path, force: bool, resum
                "images_per_step": bs * n_caps, "skipped_steps": skipped, "damsm": enc_meta,
                "dataset": str(dataset_root), "device": str(device), "wall_seconds": time.time() - t0,
                "final": history[-1] if history else {}, "checkpoint": str(ckpt_dir / f"ckpt_{total_steps:06d}.pt"),
-               "sample_grid": str(final_grid), "stats": str(stats_path), "summary_file": str(summary_path)}
+               "sample_grid": str(final_grid), "stats": str(stats_path), "summary_file": str(summary_path),
+               "world_size": info.world_size}
     write_json(summary_path, summary)
-    return summary
+    return broadcast(summary, info)
 
 
 def load_generator(path: str | Path, device, use_ema: bool = True) -> tuple[nn.Module, dict]:
