@@ -176,3 +176,13 @@ def test_cross_rank_batchnorm_is_batchnorm_on_one_process():
     x = torch.randn(5, 3, 6, 6)
     assert torch.allclose(ref(x), bn[:2](x), atol=1e-6)
     assert Dm.sync_batchnorm(bn, Dm.SINGLE, torch.device("cpu")) is bn  # one process: untouched
+
+
+def test_launch_runs_the_cli_on_n_processes_and_reports_failures(tmp_path, monkeypatch):
+    """The notebook route: PyTorch's elastic launcher starting ``python -m t2i_lib`` on 2 processes."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    Dm.launch(["config", "damsm", "--profile", "smoke"], 2)
+    with pytest.raises(ChildFailedError):
+        Dm.launch(["config", "no_such_experiment"], 2)

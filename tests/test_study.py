@@ -251,3 +251,20 @@ def test_write_study_refuses_empty_or_mixed(tmp_path):
     _write(tmp_path / "mixed", recs)
     with pytest.raises(ValueError, match="mix"):
         study.write_study(tmp_path / "mixed", tmp_path / "s.md")
+
+
+def test_setup_names_schedule_and_training_time_from_the_run_summaries(tmp_path):
+    summ = tmp_path / "summary.json"
+    summ.write_text(json.dumps({"steps": 140, "wall_seconds": 180.0, "device": "cpu"}))
+    recs = []
+    for seed in (0, 1):
+        r = _rec("ssagan", "baseline", seed)
+        r["config"] = {"train": {"max_steps": 140, "batch_size": 16, "f2f_pairing": "split"},
+                       "model": {"ngf": 8, "ndf": 8}}
+        r["train_summary"] = str(summ if seed == 0 else tmp_path / "missing.json")
+        recs.append(r)
+    lines = study._training_lines(recs)
+    assert lines[0] == ("- training schedule per model: SSA-GAN: 140 steps, batch 16, ngf/ndf 8/8, fake-to-fake "
+                        "pairing split")
+    assert lines[1] == "- training time summed over 1 run: 3.0 min on cpu (from the runs' summary.json)"
+    assert study._training_lines([_rec("ssagan", "baseline", 0)]) == []  # nothing recorded, nothing claimed

@@ -25,6 +25,7 @@ comparisons; with 3 seeds the tests have little power, so "inconclusive" is the 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -447,6 +448,7 @@ def _setup_lines(records: list[dict], agg: list[dict], device_note: str, wall_ti
     if cons:
         lines.append("- consistency protocol: " + ", ".join(f"{g} groups x {k} sibling captions, shared noise"
                                                           for g, k in cons))
+    lines.extend(_training_lines(records))
     lines.append(f"- evaluation device(s) recorded in the metrics files: {', '.join(devices) or 'unknown'}; "
                  f"evaluation time summed over runs: {eval_s / 60:.1f} min")
     if device_note:
@@ -455,6 +457,41 @@ def _setup_lines(records: list[dict], agg: list[dict], device_note: str, wall_ti
         lines.append(f"- wall time: {wall_time_note}")
     if versions:
         lines.append(f"- library version(s): {', '.join(versions)}")
+    return lines
+
+
+def _training_lines(records: list[dict]) -> list[str]:
+    """Schedule and model size per family (from the configs in the metrics files) and the training time and
+    device(s) (from the runs' training summaries, where they are readable here)."""
+    sched: dict[str, set] = {}
+    wall, devices, n_read = 0.0, set(), 0
+    for r in records:
+        c = r.get("config") or {}
+        t, m = c.get("train") or {}, c.get("model") or {}
+        summ = {}
+        p = r.get("train_summary")
+        if p and Path(p).is_file():
+            try:
+                summ = json.loads(Path(p).read_text())
+            except (OSError, ValueError):
+                summ = {}
+        steps = summ.get("steps") or t.get("max_steps") or None
+        if t:
+            sched.setdefault(r["family"], set()).add(
+                f"{steps if steps else t.get('epochs', '?')} {'steps' if steps else 'epochs'}, batch "
+                f"{t.get('batch_size')}, ngf/ndf {m.get('ngf')}/{m.get('ndf')}, fake-to-fake pairing "
+                f"{t.get('f2f_pairing')}")
+        if summ.get("wall_seconds") is not None:
+            wall += float(summ["wall_seconds"])
+            devices.add(str(summ.get("device")))
+            n_read += 1
+    lines = []
+    if sched:
+        lines.append("- training schedule per model: " + "; ".join(
+            f"{FAMILY_NAMES.get(f, f)}: {' | '.join(sorted(v))}" for f, v in sorted(sched.items())))
+    if n_read:
+        lines.append(f"- training time summed over {n_read} run{'s' if n_read != 1 else ''}: {wall / 60:.1f} min on "
+                     f"{', '.join(sorted(devices))} (from the runs' summary.json)")
     return lines
 
 

@@ -275,6 +275,24 @@ class Heads(torch.nn.Module):
         return self.fn(self.module, *args, **kwargs)
 
 
+def launch(argv: list[str], nproc_per_node: int, nnodes: int = 1, rdzv_endpoint: str = "localhost:0",
+           max_restarts: int = 0) -> None:
+    """Run ``python -m t2i_lib *argv`` on ``nproc_per_node`` processes through PyTorch's elastic launcher (what
+    ``torchrun`` calls), e.g. from a notebook: ``launch(["train-gan", "ssagan_both", "--profile", "demo"], 2)``.
+    Raises ``torch.distributed.elastic.multiprocessing.errors.ChildFailedError`` naming the failed rank."""
+    import sys
+    import uuid
+
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    if nproc_per_node < 1:
+        raise ValueError(f"nproc_per_node must be >= 1, got {nproc_per_node}")
+    cfg = LaunchConfig(min_nodes=nnodes, max_nodes=nnodes, nproc_per_node=nproc_per_node, run_id=uuid.uuid4().hex,
+                       rdzv_backend="c10d", rdzv_endpoint=rdzv_endpoint, max_restarts=max_restarts,
+                       monitor_interval=0.5)
+    elastic_launch(cfg, sys.executable)("-m", "t2i_lib", *[str(a) for a in argv])
+
+
 def shutdown(info: DistInfo) -> None:
     """Leave the process group (end of a torchrun command)."""
     if info.enabled and dist.is_initialized():
