@@ -8,7 +8,9 @@ Commands:
   pretrain-damsm [--experiment damsm|damsm_cl] [--profile P] [--seed S] [--device D] [--set key=value ...]
                  [--force] [--no-resume]                               DAMSM pretraining (resumes by default)
   train-gan EXPERIMENT [--profile P] [--seed S] [--device D] [--set key=value ...] [--force] [--no-resume]
-                                                                       GAN training (pretrains DAMSM if missing)
+  train-gan EXPERIMENT --config CONFIG.json [--device D] [--force] [--no-resume]
+                                                                       GAN training (pretrains DAMSM if missing);
+                                                                       under torchrun on N processes
   evaluate EXPERIMENT [--profile P] [--seed S] [--device D] [--set key=value ...] [--force]
                                                                        FID/KID, R-precision, consistency -> metrics JSON
   tables [--profile P] [--results-dir DIR]                             rebuild results/<profile>/tables/
@@ -77,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     tg.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     tg.add_argument("--force", action="store_true", help="retrain from scratch")
     tg.add_argument("--no-resume", action="store_true")
+    tg.add_argument("--config", default=None, metavar="CONFIG.json",
+                    help="a resolved config (a run's config.json) instead of --profile/--seed/--set")
 
     ev = sub.add_parser("evaluate", help="evaluate one trained GAN experiment")
     ev.add_argument("experiment")
@@ -159,14 +163,20 @@ def main(argv: list[str] | None = None) -> int:
             from .train.gan import train_gan
             from .utils.device import resolve_device
 
-            cfg = resolve(args.experiment, args.profile, parse_cli_overrides(args.overrides), seed=args.seed)
+            if args.config:
+                from .config import load_config
+
+                if args.overrides or args.seed is not None:
+                    raise ConfigError("train-gan --config takes the whole config from the file; drop --set/--seed")
+                cfg = load_config(args.config)
+                if cfg.experiment != args.experiment:
+                    raise ConfigError(f"{args.config} holds experiment {cfg.experiment!r}, not {args.experiment!r}")
+            else:
+                cfg = resolve(args.experiment, args.profile, parse_cli_overrides(args.overrides), seed=args.seed)
             info, ddev = distributed.init(args.device or cfg.run.device)  # torchrun: join the process group
             device = ddev or resolve_device(args.device or cfg.run.device)
-            if info.is_main:  # data and DAMSM first, on rank 0 alone (the others wait, then find them)
-                root = ensure_dataset(cfg)
-                ensure_encoders(cfg, device, root)
-            distributed.barrier(info)
-            root = ensure_dataset(cfg) if not info.is_main else root
+            root = ensure_dataset(cfg)  # every rank: a second one waits for the first's lock, then reuses it
+            ensure_encoders(cfg, device, root)  # a missing DAMSM is pretrained by all ranks together (DDP)
             s = train_gan(cfg, device, root, force=args.force, resume=not args.no_resume)
             distributed.shutdown(info)
             if not info.is_main:

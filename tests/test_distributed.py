@@ -186,3 +186,32 @@ def test_launch_runs_the_cli_on_n_processes_and_reports_failures(tmp_path, monke
     Dm.launch(["config", "damsm", "--profile", "smoke"], 2)
     with pytest.raises(ChildFailedError):
         Dm.launch(["config", "no_such_experiment"], 2)
+
+
+@pytest.mark.slow
+def test_train_gan_processes_is_the_notebook_route_to_torchrun(tmp_path, monkeypatch):
+    """What notebook 02 calls with NPROC > 1: the elastic launcher runs ``train-gan --config`` on 2 processes."""
+    from t2i_lib.data.prepare import ensure_dataset
+    from t2i_lib.train import gan
+    from t2i_lib.train.damsm import ensure_encoders
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("T2I_PROGRESS", "off")
+    cfg = C.resolve("ssagan_f2f", "smoke", {"run.results_dir": str(tmp_path), "damsm.epochs": 1,
+                                             "train.max_steps": 2, "train.f2f_pairing": "split"})
+    root = ensure_dataset(cfg)
+    ensure_encoders(cfg, torch.device("cpu"), root)
+    s = gan.train_gan_processes(cfg, 2, device="cpu")
+    assert s["run_id"] == cfg.run_id and s["world_size"] == 2 and s["steps"] == 2
+    assert s["images_per_step"] == 8  # split pairing: 4 images x 2 captions, global
+    assert (tmp_path / "runs" / cfg.run_id / "checkpoints" / "ckpt_000002.pt").is_file()
+
+
+def test_train_gan_config_file_takes_no_other_settings(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"config": C.resolve("ssagan_f2f", "smoke").to_dict()}))
+    for extra, msg in ((["--set", "train.max_steps=1"], "drop --set/--seed"), ([], "not 'ssagan_baseline'")):
+        exp = "ssagan_f2f" if extra else "ssagan_baseline"
+        r = subprocess.run([sys.executable, "-m", "t2i_lib", "train-gan", exp, "--config", str(path), *extra],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and msg in r.stderr, r.stderr

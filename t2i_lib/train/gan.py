@@ -498,6 +498,25 @@ def train_gan(cfg: Config, device, dataset_root: str | Path, force: bool = False
         return _train_gan(cfg, device, dataset_root, force, resume, progress, info)
 
 
+def train_gan_processes(cfg: Config, nproc: int, device: str = "auto", force: bool = False,
+                        resume: bool = True) -> dict[str, Any]:
+    """Train ``cfg`` on ``nproc`` processes of this machine through PyTorch's elastic launcher (what ``torchrun``
+    runs; the route from a notebook): ``python -m t2i_lib train-gan --config`` in each process, global-batch
+    semantics as in the module docstring.  The dataset and DAMSM must exist (``ensure_dataset``,
+    ``ensure_encoders``).  Returns the summary rank 0 wrote."""
+    import tempfile
+
+    from ..utils.io import read_json
+    from .distributed import launch
+
+    with tempfile.TemporaryDirectory(prefix="t2i-launch-") as tmp:
+        path = write_json(Path(tmp) / "config.json", {"config": cfg.to_dict()})
+        args = ["train-gan", cfg.experiment, "--config", str(path), "--device", str(device)]
+        args += (["--force"] if force else []) + ([] if resume else ["--no-resume"])
+        launch(args, nproc)
+    return read_json(run_dir_for(cfg) / "summary.json")
+
+
 def _train_gan(cfg: Config, device, dataset_root: str | Path, force: bool, resume: bool,
                progress: bool | str, info: DistInfo = SINGLE) -> dict[str, Any]:
     from ..data.dataset import CaptionDataset
