@@ -268,3 +268,13 @@ def test_setup_names_schedule_and_training_time_from_the_run_summaries(tmp_path)
                         "pairing split")
     assert lines[1] == "- training time summed over 1 run: 3.0 min on cpu (from the runs' summary.json)"
     assert study._training_lines([_rec("ssagan", "baseline", 0)]) == []  # nothing recorded, nothing claimed
+
+
+def test_setup_reads_attribute_accuracy_against_classifier_and_chance():
+    r = _rec("ssagan", "baseline", 0)
+    r["protocol"]["attribute_classifier"] = {"heads": {"shape": 4, "colour": 10}, "real_test_accuracy_mean": 0.9}
+    # chance = (1/4 + 1/10) / 2 = 17.5 %
+    assert study._attribute_lines([r]) == ["- attribute classifier (trained on real images): 90.0 % on real test "
+                                           "images; chance 17.5 % (uniform over the classes of each head: shape 4, "
+                                           "colour 10)"]
+    assert study._attribute_lines([_rec("ssagan", "baseline", 0)]) == []

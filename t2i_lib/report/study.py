@@ -449,6 +449,7 @@ def _setup_lines(records: list[dict], agg: list[dict], device_note: str, wall_ti
         lines.append("- consistency protocol: " + ", ".join(f"{g} groups x {k} sibling captions, shared noise"
                                                           for g, k in cons))
     lines.extend(_training_lines(records))
+    lines.extend(_attribute_lines(records))
     lines.append(f"- evaluation device(s) recorded in the metrics files: {', '.join(devices) or 'unknown'}; "
                  f"evaluation time summed over runs: {eval_s / 60:.1f} min")
     if device_note:
@@ -493,6 +494,21 @@ def _training_lines(records: list[dict]) -> list[str]:
         lines.append(f"- training time summed over {n_read} run{'s' if n_read != 1 else ''}: {wall / 60:.1f} min on "
                      f"{', '.join(sorted(devices))} (from the runs' summary.json)")
     return lines
+
+
+def _attribute_lines(records: list[dict]) -> list[str]:
+    """The attribute classifier's own accuracy on real test images and the chance level of its heads (uniform over
+    each attribute's classes), so attribute accuracies of generated images can be read against both."""
+    for r in records:
+        rep = (r.get("protocol") or {}).get("attribute_classifier") or {}
+        heads = rep.get("heads") or {}
+        if heads and rep.get("real_test_accuracy_mean") is not None:
+            chance = sum(1.0 / k for k in heads.values()) / len(heads)
+            per = ", ".join(f"{a} {k}" for a, k in heads.items())
+            return [f"- attribute classifier (trained on real images): {100 * rep['real_test_accuracy_mean']:.1f} % "
+                    f"on real test images; chance {100 * chance:.1f} % (uniform over the classes of each head: "
+                    f"{per})"]
+    return []
 
 
 def _limits(records: list[dict]) -> str:
