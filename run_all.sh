@@ -5,6 +5,7 @@
 #                [--seeds 0,1,2]   (the study: every GAN run once per seed; 06_study aggregates them)
 #                [--experiments a,b,...]   (GAN experiments; default the 8 of SSA-GAN and AttnGAN + style blocks;
 #                                           add attngan_baseline for the study's style-blocks claim)
+#                [--nproc N]   (train each GAN on N processes of this machine: DDP via torch's elastic launcher)
 #                [--dry-run [--dataset cub|coco]]   (validate data, print the plan and GPU-hour estimate, exit)
 #
 # - Sets up (or reuses) the Python environment first (scripts/setup_env.sh).
@@ -15,8 +16,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
 
-PROFILE="smoke"; RESULTS_DIR=""; ONLY=""; FORCE="False"; DRY_RUN=0; DATASET="cub"; SEEDS="0"; EXPERIMENTS=""
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+PROFILE="smoke"; RESULTS_DIR=""; ONLY=""; FORCE="False"; DRY_RUN=0; DATASET="cub"; SEEDS="0"; EXPERIMENTS=""; NPROC=1
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --profile) PROFILE="$2"; shift 2 ;;
@@ -29,6 +30,7 @@ while [[ $# -gt 0 ]]; do
     --seeds) SEEDS="$2"; shift 2 ;;
     --experiments) EXPERIMENTS="$2"; shift 2 ;;
     --dataset) DATASET="$2"; shift 2 ;;
+    --nproc) NPROC="$2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run_all.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
   esac
@@ -68,6 +70,7 @@ if [[ -n "$EXPERIMENTS" ]]; then
   [[ "$EXPERIMENTS" =~ ^[a-z0-9_]+(,[a-z0-9_]+)*$ ]] || { echo "run_all.sh: --experiments must look like a,b,c" >&2; exit 2; }
   IFS=, read -r -a GAN_EXPERIMENTS <<< "$EXPERIMENTS"
 fi
+[[ "$NPROC" =~ ^[1-9][0-9]*$ ]] || { echo "run_all.sh: --nproc must be a positive integer" >&2; exit 2; }
 [[ "$SEEDS" =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "run_all.sh: --seeds must look like 0,1,2" >&2; exit 2; }
 IFS=, read -r -a SEED_LIST <<< "$SEEDS"
 EXP_YAML="EXPERIMENTS: [$(IFS=,; echo "${GAN_EXPERIMENTS[*]}")]
@@ -91,7 +94,7 @@ for nb in "${NOTEBOOKS[@]}"; do
     for seed in "${SEED_LIST[@]}"; do
       for exp in "${GAN_EXPERIMENTS[@]}"; do
         stem="${nb}-${exp}"; [[ "$SEEDS" != "0" ]] && stem="${stem}-s${seed}"
-        run_nb "$nb" "$stem" -p EXPERIMENT "$exp" -p SEED "$seed"
+        run_nb "$nb" "$stem" -p EXPERIMENT "$exp" -p SEED "$seed" -p NPROC "$NPROC"
       done
     done
   elif [[ "$nb" == 03_evaluate || "$nb" == 05_semantic_consistency || "$nb" == 04_paper_tables \

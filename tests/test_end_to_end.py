@@ -125,3 +125,6 @@ def test_run_all_fails_loudly(tmp_path):
     r = subprocess.run(["bash", str(ROOT / "run_all.sh"), "--seeds", "a,b"], capture_output=True, text=True,
                        env=_env(), cwd=ROOT)
     assert r.returncode == 2 and "--seeds must look like" in r.stderr
+    r = subprocess.run(["bash", str(ROOT / "run_all.sh"), "--nproc", "0"], capture_output=True, text=True,
+                       env=_env(), cwd=ROOT)
+    assert r.returncode == 2 and "--nproc must be a positive integer" in r.stderr

@@ -278,3 +278,20 @@ def test_setup_reads_attribute_accuracy_against_classifier_and_chance():
                                            "images; chance 17.5 % (uniform over the classes of each head: shape 4, "
                                            "colour 10)"]
     assert study._attribute_lines([_rec("ssagan", "baseline", 0)]) == []
+
+
+def test_limits_warn_when_every_arm_is_at_chance_and_stay_silent_otherwise():
+    def rec(variant, seed, attr, rp):
+        r = _rec("ssagan", variant, seed, attribute_accuracy=attr, r_precision=rp)
+        r["protocol"]["attribute_classifier"] = {"heads": {"shape": 4, "colour": 4}}  # chance 25 %
+        r["protocol"]["r_precision"] = {"n_candidates": 100}  # chance 1 %
+        return r
+
+    at_chance = [rec("baseline", 0, 0.26, 0.02), rec("f2f", 0, 0.27, 0.025)]
+    lines = study._learning_limits(at_chance)
+    assert len(lines) == 1 and "not learned the text conditioning" in lines[0]
+    assert "at most 27.0 % against a chance level of 25.0 %" in lines[0]
+    assert "at most 2.5 % against a chance level of 1.0 %" in lines[0]
+    assert "not learned" in study._limits(at_chance)
+    learned = [rec("baseline", 0, 0.26, 0.02), rec("f2f", 0, 0.60, 0.40)]  # one arm well above chance
+    assert study._learning_limits(learned) == []

@@ -511,6 +511,45 @@ def _attribute_lines(records: list[dict]) -> list[str]:
     return []
 
 
+def _learning_limits(records: list[dict], margin: float = 0.05) -> list[str]:
+    """A plain warning when every arm's generated images are near chance on the text-conditioning measures
+    (attribute accuracy within ``margin`` of the classifier heads' chance; R-precision below 3x chance): the
+    generators have not learned the conditioning yet, so the verdicts describe early training."""
+    by_arm: dict[tuple, list[dict]] = {}
+    for r in records:
+        by_arm.setdefault((r["family"], r["variant"]), []).append(r)
+    if not by_arm:
+        return []
+
+    def arm_mean(recs, key):
+        vals = [r["metrics"].get(key) for r in recs if r["metrics"].get(key) is not None]
+        return sum(vals) / len(vals) if vals else None
+
+    notes = []
+    rep = next(((r.get("protocol") or {}).get("attribute_classifier") for r in records
+                if (r.get("protocol") or {}).get("attribute_classifier")), None)
+    if rep and rep.get("heads"):
+        chance = sum(1.0 / k for k in rep["heads"].values()) / len(rep["heads"])
+        best = max((m for m in (arm_mean(v, "attribute_accuracy") for v in by_arm.values()) if m is not None),
+                   default=None)
+        if best is not None and best < chance + margin:
+            notes.append(f"attribute accuracy of every arm is at most {100 * best:.1f} % against a chance level of "
+                         f"{100 * chance:.1f} %")
+    cands = next(((r.get("protocol") or {}).get("r_precision", {}).get("n_candidates") for r in records
+                  if (r.get("protocol") or {}).get("r_precision")), None)
+    if cands:
+        best = max((m for m in (arm_mean(v, "r_precision") for v in by_arm.values()) if m is not None), default=None)
+        if best is not None and best < 3.0 / cands:
+            notes.append(f"R-precision of every arm is at most {100 * best:.1f} % against a chance level of "
+                         f"{100 / cands:.1f} %")
+    if not notes:
+        return []
+    return ["- **The generators have not learned the text conditioning yet**: " + "; ".join(notes) + ". At this "
+            "training length the verdicts describe the first steps of training (how fast each arm moves away from "
+            "its initialisation), not what the losses do to a trained model; a longer schedule "
+            "(`scripts/gpu_study.py` on a GPU, or more `train.max_steps`) is needed for that."]
+
+
 def _limits(records: list[dict]) -> str:
     datasets = sorted({r.get("dataset", "?") for r in records})
     sizes = sorted({r.get("protocol", {}).get("image_size") for r in records} - {None})
@@ -529,6 +568,7 @@ def _limits(records: list[dict]) -> str:
         out.append(f"- Dataset(s): {', '.join(datasets)} at {px} px. Check the profile's model sizes and schedule "
                    "against the paper's before comparing with published numbers; FID protocols differ "
                    "(REFERENCE.md §7.1).")
+    out.extend(_learning_limits(records))
     out.append("- **The paper's own numbers are unknown beyond its abstract** (REFERENCE.md §0.2): its tables, "
                "loss weights, temperatures and training settings are unverified, so this study tests the direction "
                "of the claims with this project's implementation (REFERENCE.md §3.3-3.4), not the paper's exact "
