@@ -21,8 +21,9 @@ Semantics (documented in the README, tested with 2 CPU processes and gloo in ``t
   so that every forward whose backward updates D goes through DDP (a method of the unwrapped module would
   bypass DDP's gradient averaging silently); the generator step calls the unwrapped, frozen D.
 
-Launch: ``torchrun --nproc_per_node=N -m t2i_lib pretrain-damsm ...`` or ``... train-gan EXPERIMENT`` (one node); several nodes: the same on each
-node with ``--nnodes=M --node_rank=K --rdzv_backend=c10d --rdzv_endpoint=HOST:PORT``.
+Launch: ``torchrun --nproc_per_node=N -m t2i_lib pretrain-damsm ...`` or ``... train-gan EXPERIMENT`` (one
+node); several nodes: the same on each node with ``--nnodes=M --node_rank=K
+--rdzv_backend=c10d --rdzv_endpoint=HOST:PORT``.
 """
 
 from __future__ import annotations
@@ -147,15 +148,28 @@ def unwrap(module: torch.nn.Module) -> torch.nn.Module:
     return getattr(module, "module", module)
 
 
+def check_divisible(batch_size: int | None, info: DistInfo) -> None:
+    """Refuse a global batch that does not split evenly over the processes."""
+    if info.enabled and (batch_size is None or batch_size % info.world_size):
+        raise ValueError(f"the global batch size {batch_size} is not divisible by the {info.world_size} "
+                         f"processes; choose a multiple of {info.world_size}")
+
+
+def rank_slices(order: list[int], batch_size: int, info: DistInfo) -> list[int]:
+    """This rank's part of ``order`` cut into global batches of ``batch_size`` (the last partial one dropped):
+    slice ``rank`` of ``world_size`` equal slices of each.  With one process, the whole batches in order."""
+    local = batch_size // info.world_size
+    lo = info.rank * local
+    return [i for k in range(len(order) // batch_size) for i in order[k * batch_size + lo:k * batch_size + lo + local]]
+
+
 class ShardSampler(torch.utils.data.Sampler):
     """This rank's slice of every global batch of one epoch: a seeded permutation of ``n`` items, cut into global
     batches of ``batch_size`` (the last partial one dropped), each split into ``world_size`` equal slices.  With
     one process it is the plain seeded shuffled order."""
 
     def __init__(self, n: int, batch_size: int, seed: int, info: DistInfo = SINGLE):
-        if batch_size % info.world_size:
-            raise ValueError(f"the global batch size {batch_size} is not divisible by the {info.world_size} "
-                             f"processes; choose a multiple of {info.world_size}")
+        check_divisible(batch_size, info)
         self.n, self.batch_size, self.seed, self.info = n, batch_size, int(seed), info
         self.local = batch_size // info.world_size
 
@@ -164,10 +178,7 @@ class ShardSampler(torch.utils.data.Sampler):
 
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed)
-        order = torch.randperm(self.n, generator=g).tolist()
-        lo = self.info.rank * self.local
-        for b in range(self.n // self.batch_size):
-            yield from order[b * self.batch_size + lo: b * self.batch_size + lo + self.local]
+        return iter(rank_slices(torch.randperm(self.n, generator=g).tolist(), self.batch_size, self.info))
 
 
 def gather_nograd(x: torch.Tensor, info: DistInfo) -> torch.Tensor:

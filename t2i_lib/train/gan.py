@@ -51,7 +51,7 @@ from torch import nn
 from .. import __version__, paths
 from ..config import Config
 from ..utils.io import write_json
-from .distributed import SINGLE, DistInfo, Heads, current, gather_cat, gather_nograd
+from .distributed import SINGLE, DistInfo, Heads, check_divisible, current, gather_cat, gather_nograd, rank_slices
 
 log = logging.getLogger(__name__)
 
@@ -402,23 +402,13 @@ class EpochSampler(torch.utils.data.Sampler):
 
     def __init__(self, n: int, seed: int, epoch: int, start: int = 0, batch_size: int | None = None,
                  info: DistInfo = SINGLE):
+        check_divisible(batch_size, info)
         self.n, self.seed, self.epoch, self.start, self.info = n, seed, epoch, start, info
         self.batch_size = batch_size
-        if info.enabled and (batch_size is None or batch_size % info.world_size):
-            raise ValueError(f"the global batch size {batch_size} is not divisible by the {info.world_size} "
-                             f"processes; choose a multiple of {info.world_size}")
-
-    def _order(self) -> list[int]:
-        return np.random.default_rng([self.seed, self.epoch, 17]).permutation(self.n)[self.start:].tolist()
 
     def __iter__(self):
-        order = self._order()
-        if not self.info.enabled:
-            return iter(order)
-        b, w = self.batch_size, self.info.world_size
-        local = b // w
-        lo = self.info.rank * local
-        return iter([i for k in range(len(order) // b) for i in order[k * b + lo:k * b + lo + local]])
+        order = np.random.default_rng([self.seed, self.epoch, 17]).permutation(self.n)[self.start:].tolist()
+        return iter(order if not self.info.enabled else rank_slices(order, self.batch_size, self.info))
 
     def __len__(self):
         if not self.info.enabled:
@@ -587,11 +577,9 @@ def _train_gan(cfg: Config, device, dataset_root: str | Path, force: bool, resum
         step, skipped = latest["step"], latest.get("skipped_steps", 0)
         log.info("resuming %s from step %d", cfg.run_id, step)
     stats_path = run_dir / "stats.jsonl"
-    if not main:
-        pass
-    elif step == 0 and stats_path.exists():
+    if main and step == 0 and stats_path.exists():
         stats_path.unlink()
-    elif stats_path.exists():  # drop records written after the checkpoint we resume from
+    elif main and stats_path.exists():  # drop records written after the checkpoint we resume from
         keep = [l for l in stats_path.read_text().splitlines() if l and json.loads(l)["step"] <= step]
         stats_path.write_text("".join(k + "\n" for k in keep))
     fixed = fixed_samples(test_ds, 16, fam.noise_dim(cfg), cfg.eval.eval_seed)
