@@ -4,7 +4,12 @@
 # - Honours an already-active virtualenv ($VIRTUAL_ENV) or conda env ($CONDA_PREFIX): installs into it.
 # - Otherwise creates/uses .venv/ at the repository root (override with T2I_VENV=/path).
 # - Idempotent and fast when present: a stamp holding the hash of requirements.txt + pyproject.toml skips pip.
-# - Needs no network beyond the package registries (PyPI); nothing downloads weights or data.
+# - Needs no network beyond the package registries (PyPI, and Debian's apt for the browser); nothing downloads
+#   weights, data or Playwright's own browsers.
+# - The browser checks (tests/test_reports_browser.py, the human-evaluation page) drive Debian's headless Chromium
+#   through the playwright package: when neither /usr/bin/chromium-headless-shell nor /usr/bin/chromium exists and
+#   this runs as root with apt-get, it installs chromium-headless-shell (skip with T2I_NO_BROWSER=1); otherwise it
+#   prints the one command to run, and the browser tests skip with the same message.
 #
 # Usage:  PY=$(bash scripts/setup_env.sh)      (all progress goes to stderr)
 set -euo pipefail
@@ -28,7 +33,7 @@ PY="$ENV_DIR/bin/python"
 STAMP="$ENV_DIR/.t2i-env-stamp"
 WANT="$(cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)-$ROOT"
 
-if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]] && "$PY" -c "import t2i_lib, torch, papermill" 2>/dev/null; then
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]] && "$PY" -c "import t2i_lib, torch, papermill, playwright" 2>/dev/null; then
   say "environment up to date ($ENV_DIR)"
 else
   say "installing pinned requirements into $ENV_DIR (first time: about 3 minutes, 6 GB)"
@@ -40,5 +45,20 @@ else
   "$PY" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . >&2
   echo "$WANT" > "$STAMP"
   say "environment ready ($ENV_DIR)"
+fi
+
+if [[ -x /usr/bin/chromium-headless-shell || -x /usr/bin/chromium || -n "${T2I_CHROMIUM:-}" ]]; then
+  :
+elif [[ "${T2I_NO_BROWSER:-0}" == 1 ]]; then
+  say "no headless Chromium (T2I_NO_BROWSER=1): the browser tests will skip"
+elif [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+  say "installing Debian's chromium-headless-shell for the browser tests (apt-get, about 1 minute)"
+  if ! { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium-headless-shell \
+           >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive \
+           apt-get install -y -q --no-install-recommends chromium-headless-shell >/dev/null 2>&1; }; }; then
+    say "could not install chromium-headless-shell: the browser tests will skip (apt-get install chromium-headless-shell)"
+  fi
+else
+  say "no headless Chromium: the browser tests will skip; install it with: sudo apt-get install -y chromium-headless-shell"
 fi
 echo "$PY"
