@@ -1,109 +1,223 @@
 #!/usr/bin/env bash
-# Run the whole study end to end: every notebook through papermill, then HTML reports.
-#
-#   ./run_all.sh [--profile smoke|demo|paper] [--results-dir DIR] [--only NOTEBOOK_PREFIX] [--force]
-#                [--seeds 0,1,2]   (the study: every GAN run once per seed; 06_study aggregates them)
-#                [--experiments a,b,...]   (GAN experiments; default the 8 of SSA-GAN and AttnGAN + style blocks;
-#                                           add attngan_baseline for the study's style-blocks claim)
-#                [--nproc N]   (train each GAN on N processes of this machine: DDP via torch's elastic launcher)
-#                [--dry-run [--dataset cub|coco]]   (validate data, print the plan and GPU-hour estimate, exit)
+# Run the whole study end to end: every notebook through papermill, then HTML reports.  See usage below.
 #
 # - Sets up (or reuses) the Python environment first (scripts/setup_env.sh).
-# - Writes results/<profile>/env/ (packages, git commit, device) before anything else.
-# - Executes notebooks in numeric order into results/<profile>/executed/ (never back into notebooks/) and renders
-#   HTML into results/<profile>/reports/; stops at the first failure and names the failed notebook.
+# - Every argument is checked before anything is written: a bad one prints the usage and exits 2.
+# - Executes notebooks in numeric order into <results>/executed/ (never back into notebooks/) and renders HTML into
+#   <results>/reports/; one line per notebook with its time; stops at the first failure and names the notebook
+#   (its papermill log is <results>/logs/<notebook>.log).
+# - Skips a notebook whose executed copy and report exist and whose key is unchanged: a hash of the notebook, its
+#   parameters, the library source (t2i_lib/), requirements.txt/pyproject.toml, the T2I_* environment variables
+#   and the keys of the notebooks before it (their products are its inputs).  --rerun/--force run it again.
+# - Writes <results>/env/ (packages, git commit, device) before the first notebook that runs.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
 
-PROFILE="smoke"; RESULTS_DIR=""; ONLY=""; FORCE="False"; DRY_RUN=0; DATASET="cub"; SEEDS="0"; EXPERIMENTS=""; NPROC=1
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --profile) PROFILE="$2"; shift 2 ;;
-    --profile=*) PROFILE="${1#*=}"; shift ;;
-    --results-dir) RESULTS_DIR="$2"; shift 2 ;;
-    --results-dir=*) RESULTS_DIR="${1#*=}"; shift ;;
-    --only) ONLY="$2"; shift 2 ;;
-    --force) FORCE="True"; shift ;;
-    --dry-run) DRY_RUN=1; shift ;;
-    --seeds) SEEDS="$2"; shift 2 ;;
-    --experiments) EXPERIMENTS="$2"; shift 2 ;;
-    --dataset) DATASET="$2"; shift 2 ;;
-    --nproc) NPROC="$2"; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) echo "run_all.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
-  esac
-done
-case "$PROFILE" in smoke|demo|paper) ;; *) echo "run_all.sh: unknown profile '$PROFILE' (smoke|demo|paper)" >&2; exit 2 ;; esac
+usage() {
+  cat <<'EOF'
+usage: ./run_all.sh [options]
 
-PY="$(bash "$ROOT/scripts/setup_env.sh")"
-if [[ "$DRY_RUN" == 1 ]]; then
-  [[ -n "$RESULTS_DIR" ]] && export T2I_RESULTS_DIR="$RESULTS_DIR"
-  [[ "$PROFILE" == paper ]] || { echo "run_all.sh: --dry-run plans the paper profile (use --profile paper)" >&2; exit 2; }
-  exec "$PY" -m t2i_lib plan --profile paper --dataset "$DATASET"
-fi
-OUT="${RESULTS_DIR:-$ROOT/results/$PROFILE}"
-mkdir -p "$OUT"; OUT="$(cd "$OUT" && pwd)"
-mkdir -p "$OUT/env" "$OUT/executed" "$OUT/reports"
-export T2I_PROGRESS="${T2I_PROGRESS:-off}"   # library bars off inside papermill; papermill shows cell progress
-export PYTHONHASHSEED=0
-START=$(date +%s)
+  --profile smoke|demo|paper   which study to run (default smoke: minutes on a CPU)
+  --results-dir DIR            where results go (default results/<profile>)
+  --only NB[,NB...]            run only the notebooks whose names start with these prefixes, e.g. --only 03,04
+  --seeds 0,1,2                the study: every GAN run once per seed; 06_study aggregates them (default 0)
+  --experiments a,b,...        GAN experiments (default the 8 of SSA-GAN and AttnGAN + style blocks; add
+                               attngan_baseline for the study's style-blocks claim)
+  --nproc N                    train each GAN on N processes of this machine (DDP via torch's elastic launcher)
+  --dataset cub|coco           dataset of the paper profile's plan (with --dry-run)
+  --dry-run                    print the plan (which notebooks would run or are up to date; for the paper profile
+                               the runs and GPU hours) and list what is missing (exit 3 when something is)
+  --rerun                      execute every selected notebook again (finished runs and metrics are reused)
+  --force                      execute again and recompute every product (retrain, re-evaluate)
+  --lab [LAB ARGS...]          start JupyterLab on the notebooks instead (scripts/lab.sh; works as root)
+  -h, --help                   this help
 
-# 1. Environment record.
-"$PY" -m pip freeze --disable-pip-version-check > "$OUT/env/pip-freeze.txt" 2>/dev/null || true
-{
-  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  echo "profile: $PROFILE"
-  echo "python: $("$PY" --version 2>&1) ($PY)"
-  echo "git_commit: $(git rev-parse HEAD 2>/dev/null || echo none)"
-  echo "git_dirty: $([[ -n "$(git status --porcelain 2>/dev/null)" ]] && echo yes || echo no)"
-  "$PY" -c "import torch, platform; print('torch:', torch.__version__); print('cuda:', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else ''); print('cpu:', platform.processor() or platform.machine())"
-} > "$OUT/env/run.txt"
+Examples:  ./run_all.sh                        # smoke study, about 5 minutes on 2 CPU cores
+           ./run_all.sh --profile paper --dry-run
+           ./run_all.sh --only 03,04 --rerun
+EOF
+}
+die() { echo "run_all.sh: $*" >&2; echo >&2; usage >&2; exit 2; }
+say() { echo "[run_all] $*" >&2; }
 
-# 2. Notebooks, in order.  02_train_gan runs once per model family x loss variant.
 NOTEBOOKS=(00_prepare_data 01_pretrain_damsm 02_train_gan 03_evaluate 04_paper_tables 05_semantic_consistency
            06_study)
 GAN_EXPERIMENTS=(ssagan_baseline ssagan_f2r ssagan_f2f ssagan_both
                  style_attngan_baseline style_attngan_f2r style_attngan_f2f style_attngan_both)
+PROFILE="smoke"; RESULTS_DIR=""; ONLY=""; FORCE="False"; RERUN=0; DRY_RUN=0; DATASET="cub"; SEEDS="0"
+EXPERIMENTS=""; NPROC=1
+need() { [[ $# -ge 2 && -n "$2" && "$2" != -* ]] || die "option $1 needs a value"; }
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --lab) shift; exec bash "$ROOT/scripts/lab.sh" "$@" ;;
+    --*=*) opt="${1%%=*}"; val="${1#*=}"; shift; set -- "$opt" "$val" "$@"; continue ;;
+    --profile) need "$@"; PROFILE="$2"; shift 2 ;;
+    --results-dir) need "$@"; RESULTS_DIR="$2"; shift 2 ;;
+    --only) need "$@"; ONLY="$2"; shift 2 ;;
+    --seeds) need "$@"; SEEDS="$2"; shift 2 ;;
+    --experiments) need "$@"; EXPERIMENTS="$2"; shift 2 ;;
+    --dataset) need "$@"; DATASET="$2"; shift 2 ;;
+    --nproc) need "$@"; NPROC="$2"; shift 2 ;;
+    --force) FORCE="True"; RERUN=1; shift ;;
+    --rerun) RERUN=1; shift ;;
+    --dry-run) DRY_RUN=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) die "unknown argument '$1'" ;;
+  esac
+done
+case "$PROFILE" in smoke|demo|paper) ;; *) die "unknown profile '$PROFILE' (smoke|demo|paper)" ;; esac
+case "$DATASET" in cub|coco) ;; *) die "unknown dataset '$DATASET' (cub|coco)" ;; esac
+[[ "$NPROC" =~ ^[1-9][0-9]*$ ]] || die "--nproc must be a positive integer"
+[[ "$SEEDS" =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--seeds must look like 0,1,2"
+IFS=, read -r -a SEED_LIST <<< "$SEEDS"
 if [[ -n "$EXPERIMENTS" ]]; then
-  [[ "$EXPERIMENTS" =~ ^[a-z0-9_]+(,[a-z0-9_]+)*$ ]] || { echo "run_all.sh: --experiments must look like a,b,c" >&2; exit 2; }
+  [[ "$EXPERIMENTS" =~ ^[a-z0-9_]+(,[a-z0-9_]+)*$ ]] || die "--experiments must look like a,b,c"
   IFS=, read -r -a GAN_EXPERIMENTS <<< "$EXPERIMENTS"
 fi
-[[ "$NPROC" =~ ^[1-9][0-9]*$ ]] || { echo "run_all.sh: --nproc must be a positive integer" >&2; exit 2; }
-[[ "$SEEDS" =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "run_all.sh: --seeds must look like 0,1,2" >&2; exit 2; }
-IFS=, read -r -a SEED_LIST <<< "$SEEDS"
+SELECTED=()
+if [[ -n "$ONLY" ]]; then
+  [[ "$ONLY" =~ ^[A-Za-z0-9_]+(,[A-Za-z0-9_]+)*$ ]] || die "--only must look like 03 or 03,04 or 03_evaluate"
+  IFS=, read -r -a only_list <<< "$ONLY"
+  for pre in "${only_list[@]}"; do
+    hit=0
+    for nb in "${NOTEBOOKS[@]}"; do [[ "$nb" == "$pre"* ]] && hit=1; done
+    [[ "$hit" == 1 ]] || die "--only '$pre' matches no notebook (notebooks: ${NOTEBOOKS[*]})"
+  done
+  for nb in "${NOTEBOOKS[@]}"; do
+    for pre in "${only_list[@]}"; do [[ "$nb" == "$pre"* ]] && { SELECTED+=("$nb"); break; }; done
+  done
+else
+  SELECTED=("${NOTEBOOKS[@]}")
+fi
+
+PY="$(bash "$ROOT/scripts/setup_env.sh")"
+bad_exp="$("$PY" -c 'import sys
+from t2i_lib.config import EXPERIMENTS
+print(" ".join(e for e in sys.argv[1:] if e not in EXPERIMENTS))' "${GAN_EXPERIMENTS[@]}")"
+[[ -z "$bad_exp" ]] || die "unknown experiment(s) for --experiments: $bad_exp (all: t2i_lib.config.EXPERIMENTS)"
+
+OUT="${RESULTS_DIR:-$ROOT/results/$PROFILE}"
+[[ "$OUT" == /* ]] || OUT="$ROOT/$OUT"
+export T2I_PROGRESS="${T2I_PROGRESS:-off}"   # library progress bars off inside papermill
+export PYTHONHASHSEED=0
+
+# Keys: what a notebook's products depend on (see the header).  UPSTREAM grows with the keys of earlier notebooks.
+LIB_KEY="$( { find t2i_lib -type f \( -name '*.py' -o -name '*.json' -o -name '*.yaml' \) -not -path '*/__pycache__/*' \
+             -print0 | LC_ALL=C sort -z | xargs -0 sha256sum; cat requirements.txt pyproject.toml;
+             env | LC_ALL=C grep '^T2I_' | LC_ALL=C grep -v '^T2I_PROGRESS=' | LC_ALL=C sort || true; } | sha256sum | cut -c1-16)"
 EXP_YAML="EXPERIMENTS: [$(IFS=,; echo "${GAN_EXPERIMENTS[*]}")]
 SEEDS: [$SEEDS]"
-run_nb() {  # name output-stem [extra papermill args...]
+UPSTREAM=""
+key_of() {  # notebook stem papermill-args... -> key on stdout
   local nb="$1" stem="$2"; shift 2
-  echo "[run_all] ${stem}" >&2
+  { sha256sum "notebooks/${nb}.ipynb"; echo "$stem $PROFILE $OUT $*"; echo "$LIB_KEY"; echo "$UPSTREAM"; } \
+    | sha256sum | cut -c1-16
+}
+up_to_date() {  # stem key
+  [[ "$RERUN" == 0 && -f "$OUT/executed/$1.key" && "$(cat "$OUT/executed/$1.key")" == "$2" \
+     && -f "$OUT/executed/$1.ipynb" && -f "$OUT/reports/$1.html" ]]
+}
+
+# Jupyter configuration for this run only: the kernels log errors, not the "Kernel is running over TCP without
+# encryption" notice (the kernel listens on localhost only), and keep no IPython history.
+IPY_DIR="$(mktemp -d "${TMPDIR:-/tmp}/t2i-ipython-XXXXXX")"
+trap 'rm -rf "$IPY_DIR"' EXIT
+mkdir -p "$IPY_DIR/profile_default"
+printf 'c.IPKernelApp.log_level = "ERROR"\nc.HistoryManager.enabled = False\n' \
+  > "$IPY_DIR/profile_default/ipython_kernel_config.py"
+export IPYTHONDIR="$IPY_DIR"
+
+ENV_WRITTEN=0
+write_env() {  # the environment record, once, before the first notebook that runs
+  [[ "$ENV_WRITTEN" == 1 ]] && return
+  mkdir -p "$OUT/env" "$OUT/executed" "$OUT/reports" "$OUT/logs"
+  "$PY" -m pip freeze --disable-pip-version-check > "$OUT/env/pip-freeze.txt" 2>/dev/null || true
+  {
+    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "profile: $PROFILE"
+    echo "python: $("$PY" --version 2>&1)"
+    echo "git_commit: $(git rev-parse HEAD 2>/dev/null || echo none)"
+    echo "git_dirty: $([[ -n "$(git status --porcelain 2>/dev/null)" ]] && echo yes || echo no)"
+    "$PY" -c "import torch, platform; print('torch:', torch.__version__); print('cuda:', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else ''); print('cpu:', platform.processor() or platform.machine())"
+  } > "$OUT/env/run.txt"
+  ENV_WRITTEN=1
+}
+
+N_RUN=0; N_SKIP=0; PLAN_RUN=(); START=$(date +%s)
+visit() {  # notebook stem [extra papermill args...]: run it when selected and not up to date; record its key
+  local nb="$1" stem="$2"; shift 2
+  local key; key="$(key_of "$nb" "$stem" "$@")"
+  STEMS_KEYS+="$stem=$key;"
+  [[ "$SELECTED_NOW" == 1 ]] || return 0
+  if up_to_date "$stem" "$key"; then
+    N_SKIP=$((N_SKIP + 1))
+    if [[ "$DRY_RUN" == 1 ]]; then printf '[run_all] %-44s up to date (would skip)\n' "$stem" >&2
+    else printf '[run_all] %-44s skipped: unchanged (key %s)\n' "$stem" "$key" >&2; fi
+    return 0
+  fi
+  if [[ "$DRY_RUN" == 1 ]]; then
+    local args="$*"; printf '[run_all] %-44s would run  %s\n' "$stem" "${args//$'\n'/; }" >&2; PLAN_RUN+=("$stem"); return 0
+  fi
+  write_env
+  local t0; t0=$(date +%s)
+  printf '[run_all] %-44s ' "$stem" >&2
+  rm -f "$OUT/executed/$stem.key"
   if ! "$PY" -m papermill "notebooks/${nb}.ipynb" "$OUT/executed/${stem}.ipynb" -k python3 --cwd notebooks \
-       -p PROFILE "$PROFILE" -p RESULTS_DIR "$OUT" -p FORCE "$FORCE" "$@"; then
-    echo "[run_all] FAILED: notebooks/${nb}.ipynb (executed copy with the error: $OUT/executed/${stem}.ipynb)" >&2
+       --no-progress-bar --log-level WARNING \
+       -p PROFILE "$PROFILE" -p RESULTS_DIR "$OUT" -p FORCE "$FORCE" "$@" > "$OUT/logs/${stem}.log" 2>&1; then
+    echo "FAILED after $(( $(date +%s) - t0 )) s" >&2
+    tail -n 25 "$OUT/logs/${stem}.log" >&2
+    say "FAILED: notebooks/${nb}.ipynb (executed copy with the error: $OUT/executed/${stem}.ipynb;" \
+        "log: $OUT/logs/${stem}.log)"
     exit 1
   fi
-  "$PY" -m jupyter nbconvert --to html --log-level WARN "$OUT/executed/${stem}.ipynb" --output-dir "$OUT/reports" \
-    --HTMLExporter.mathjax_url='mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe' \
-    --HTMLExporter.require_js_url='' \
-    || { echo "[run_all] FAILED: HTML rendering of ${stem}" >&2; exit 1; }
-}
-for nb in "${NOTEBOOKS[@]}"; do
-  [[ -n "$ONLY" && "$nb" != "$ONLY"* ]] && continue
-  if [[ "$nb" == 02_train_gan ]]; then
-    for seed in "${SEED_LIST[@]}"; do
-      for exp in "${GAN_EXPERIMENTS[@]}"; do
-        stem="${nb}-${exp}"; [[ "$SEEDS" != "0" ]] && stem="${stem}-s${seed}"
-        run_nb "$nb" "$stem" -p EXPERIMENT "$exp" -p SEED "$seed" -p NPROC "$NPROC"
-      done
-    done
-  elif [[ "$nb" == 03_evaluate || "$nb" == 05_semantic_consistency || "$nb" == 04_paper_tables \
-          || "$nb" == 06_study ]]; then
-    run_nb "$nb" "$nb" -y "$EXP_YAML"
-  else
-    run_nb "$nb" "$nb"
+  # Images carry no alt text in nbconvert's template (its "Alternative text is missing" warning): log errors only.
+  if ! "$PY" -m jupyter nbconvert --to html --log-level ERROR "$OUT/executed/${stem}.ipynb" \
+       --output-dir "$OUT/reports" --HTMLExporter.mathjax_url='mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe' \
+       --HTMLExporter.require_js_url='' >> "$OUT/logs/${stem}.log" 2>&1; then
+    echo "FAILED (HTML rendering)" >&2; tail -n 25 "$OUT/logs/${stem}.log" >&2; exit 1
   fi
+  echo "$key" > "$OUT/executed/$stem.key"
+  N_RUN=$((N_RUN + 1))
+  echo "$(( $(date +%s) - t0 )) s" >&2
+}
+
+[[ "$DRY_RUN" == 1 ]] && say "plan for profile '$PROFILE' (results: $OUT)"
+for nb in "${NOTEBOOKS[@]}"; do
+  STEMS_KEYS=""
+  SELECTED_NOW=0; for s in "${SELECTED[@]}"; do [[ "$s" == "$nb" ]] && SELECTED_NOW=1; done
+  case "$nb" in
+    02_train_gan)
+      for seed in "${SEED_LIST[@]}"; do
+        for exp in "${GAN_EXPERIMENTS[@]}"; do
+          stem="${nb}-${exp}"; [[ "$SEEDS" != "0" ]] && stem="${stem}-s${seed}"
+          visit "$nb" "$stem" -p EXPERIMENT "$exp" -p SEED "$seed" -p NPROC "$NPROC"
+        done
+      done ;;
+    03_evaluate|04_paper_tables|05_semantic_consistency|06_study)
+      visit "$nb" "$nb" -y "$EXP_YAML" ;;
+    *)
+      visit "$nb" "$nb" ;;
+  esac
+  UPSTREAM+="$STEMS_KEYS;"
 done
 
-echo "[run_all] profile '$PROFILE' done in $(( $(date +%s) - START )) s; reports: $OUT/reports/" >&2
-ls "$OUT/reports" >&2
+if [[ "$DRY_RUN" == 1 ]]; then
+  MISSING=()
+  if [[ "$PROFILE" == paper ]]; then
+    "$PY" -m t2i_lib plan --profile paper --dataset "$DATASET" --no-check >&2 || MISSING+=("the paper plan failed")
+    if ! err="$("$PY" -m t2i_lib plan --profile paper --dataset "$DATASET" 2>&1 >/dev/null)"; then
+      MISSING+=("${err#error: }")
+    fi
+  fi
+  say "${#PLAN_RUN[@]} notebook(s) would run, $N_SKIP up to date"
+  if [[ ${#MISSING[@]} -gt 0 ]]; then
+    say "missing:"; for m in "${MISSING[@]}"; do echo "  - $m" >&2; done
+    exit 3
+  fi
+  say "nothing missing"
+  exit 0
+fi
+say "profile '$PROFILE': $N_RUN notebook(s) run, $N_SKIP skipped (unchanged) in $(( $(date +%s) - START )) s;" \
+    "reports: $OUT/reports/"
