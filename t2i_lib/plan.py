@@ -18,7 +18,7 @@ from .data.errors import DataError
 
 FAMILIES_IN_STUDY = ("ssagan", "style_attngan")
 VARIANTS = ("baseline", "f2r", "f2f", "both")
-TRAIN_SIZES = {"cub": 8855, "coco": 82783}   # reference split sizes (REFERENCE.md §6)
+TRAIN_SIZES = {"cub": 8855, "coco": 82783}   # reference split sizes (docs/datasets.md#cub-200-2011)
 TEST_SIZES = {"cub": 2933, "coco": 40470}
 
 # Training images per second per GPU, with their source.  Measured in this project where stated.

@@ -352,11 +352,11 @@ def test_parameter_counts_paper_configuration():
     print(f"\nAttnGAN CUB (GF 32, DF 64, R_NUM 2, 256 px): G {g:,}; Ds {ds[0]:,} + {ds[1]:,} + {ds[2]:,} = {sum(ds):,}")
     print(f"Style-AttnGAN CUB (GF 32, DF 32, 256 px): G {sg:,} (mapping {count_parameters(SG.mapping):,}); "
           f"Ds {sds[0]:,} + {sds[1]:,} + {sds[2]:,} = {sum(sds):,}")
-    # REFERENCE.md §5.1 [computed]: G 7.08M; Ds 6.3M + 19.4M + 71.9M = 97.6M.  Exact values of our modules:
+    # docs/method.md#parameter-counts: G 7.08M; Ds 6.3M + 19.4M + 71.9M = 97.6M.  Exact values of our modules:
     assert round(g / 1e6, 2) == 7.08 and [round(d / 1e6, 1) for d in ds] == [6.3, 19.4, 71.9]
     assert round(sum(ds) / 1e6, 1) == 97.6
     assert g == 7_084_592 and ds == [6_313_730, 19_424_002, 71_858_946]
-    # Style-AttnGAN: REFERENCE.md has no number; these equal a hand count of the reference modules
+    # Style-AttnGAN: no published number; these equal a hand count of the reference modules
     # (sidward14/Style-AttnGAN code/model.py + gan-lab layers): CA 102,800 + mapping 90,800 + init stage 1,379,840
     # + two next stages 2 x 596,224 + three toRGB 3 x 195.
     assert sg == 2_766_473 and count_parameters(SG.mapping) == 90_800

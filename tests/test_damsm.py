@@ -52,7 +52,7 @@ def test_small_image_encoder_shapes_and_grad():
 def test_inception_encoder_frozen_backbone_and_reference_parameter_count():
     ie = ImageEncoder("inception", embedding_dim=256)
     trainable = sum(p.numel() for p in ie.parameters() if p.requires_grad)
-    assert trainable == 721_152  # REFERENCE.md §2.5: 768*256 + 2048*256 + 256
+    assert trainable == 721_152  # docs/method.md#damsm-encoders: 768*256 + 2048*256 + 256
     ie.train()
     assert not ie.backbone.training and ie.emb_features.training  # frozen backbone stays in eval mode
     assert all(not p.requires_grad for p in ie.backbone.parameters())

@@ -1,6 +1,6 @@
 """Adapters from the AttnGAN dataset layouts (CUB-200-2011 "birds", COCO-2014) to the canonical dataset.
 
-Source layouts (REFERENCE.md §6).  ``src`` is the directory the reference code calls ``data/birds`` or
+Source layouts (docs/datasets.md#cub-200-2011, docs/datasets.md#coco-2014).  ``src`` is the directory the reference code calls ``data/birds`` or
 ``data/coco``; every path below is relative to it.
 
 CUB-200-2011 (``src`` = ``data/birds/``)::

@@ -2,7 +2,7 @@
 
 The files (``filenames.pickle``, ``class_info.pickle``, ``captions.pickle``) were written by Python 2.  They
 contain only plain containers, strings and numbers, plus NumPy int64 scalars in ``class_info.pickle``
-(REFERENCE.md §6.1).  :func:`load_pickle` therefore admits exactly those, and NumPy's scalar/array
+(docs/datasets.md#metadata-pickles).  :func:`load_pickle` therefore admits exactly those, and NumPy's scalar/array
 reconstruction, and refuses every other global with :class:`UnsafePickleError`, so a pickle that would execute
 code is never run.
 

@@ -1,6 +1,6 @@
 """Caption cleaning, tokenisation, vocabulary and fixed-length caption encoding, exactly as the AttnGAN reference.
 
-Reference behaviour (REFERENCE.md §2.1-2.3):
+Reference behaviour (docs/datasets.md#captions-and-tokens):
 
 - the two-character sequence U+FFFD U+FFFD is replaced by a space; the caption is lower-cased and tokenised with
   ``nltk.tokenize.RegexpTokenizer(r'\\w+')`` (punctuation dropped); every token is ASCII-encoded with errors

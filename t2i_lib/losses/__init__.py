@@ -1,7 +1,7 @@
 """Losses as pure functions of tensors: DAMSM (``damsm``) and the contrastive terms of 2312.10854 (``contrastive``).
 
 Every hyper-parameter is an argument; formulas and reference conventions are in the module docstrings and
-REFERENCE.md sections 2.6 and 3.
+docs/method.md#damsm-losses and docs/method.md#nt-xent.
 """
 
 from t2i_lib.losses.contrastive import fake_to_fake, fake_to_real, nt_xent, unpermute

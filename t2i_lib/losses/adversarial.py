@@ -1,4 +1,4 @@
-"""Adversarial losses and regularisers over logits, as pure functions (REFERENCE.md §4.3, §5.1).
+"""Adversarial losses and regularisers over logits, as pure functions (docs/method.md#ssa-gan-step).
 
 ``hinge_d`` / ``hinge_g``: SSA-GAN / DF-GAN hinge losses with the mismatched-caption term
     L_D = E[relu(1 - D(x, s))] + 1/2 (E[relu(1 + D(G(z, s), s))] + E[relu(1 + D(x, s_mis))])

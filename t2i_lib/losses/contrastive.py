@@ -1,6 +1,6 @@
 r"""Contrastive losses of 2312.10854 (fake-to-fake, fake-to-real) on top of NT-Xent, as pure functions of tensors.
 
-NT-Xent (REFERENCE.md 3.1).  Given ``a, b`` of shape ``N x d`` where ``(a_i, b_i)`` is the positive pair:
+NT-Xent (docs/method.md#nt-xent).  Given ``a, b`` of shape ``N x d`` where ``(a_i, b_i)`` is the positive pair:
 
 - ``z = l2_normalise([a_1 .. a_N ; b_1 .. b_N])`` (``2N x d``), ``s_xy = z_x . z_y / tau``;
 - anchor ``x`` has positive ``p(x) = x + N`` (``x < N``) or ``x - N``; its negatives are the other ``2N - 2`` rows;
@@ -13,7 +13,7 @@ scale of each input row.
 
 Pairing.  Row ``i`` of both inputs must describe the same dataset item.  Batches sorted by caption length (each
 caption set by its own lengths) must be brought back to dataset order first with :func:`unpermute`
-(REFERENCE.md 3.2).
+(docs/method.md#pairing-and-order).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def nt_xent(a: Tensor, b: Tensor, tau: float) -> Tensor:
 
 
 def fake_to_fake(code_1: Tensor, code_2: Tensor, tau: float) -> Tensor:
-    """Fake-to-fake loss (REFERENCE.md 3.3): NT-Xent between fakes generated from two captions of the same image.
+    """Fake-to-fake loss (docs/method.md#fake-to-fake): NT-Xent between fakes generated from two captions of the same image.
 
     Args:
         code_1: ``N x d`` DAMSM global image features (``cnn_code``) of the fakes generated from caption set 1.
@@ -68,7 +68,7 @@ def fake_to_fake(code_1: Tensor, code_2: Tensor, tau: float) -> Tensor:
 
 
 def fake_to_real(code_fake: Tensor, code_real: Tensor, tau: float, detach_real: bool = True) -> Tensor:
-    """Fake-to-real loss (REFERENCE.md 3.4; no public implementation, design UNVERIFIED).
+    """Fake-to-real loss (docs/method.md#fake-to-real; no public implementation, design UNVERIFIED).
 
     NT-Xent between each fake's DAMSM global feature and that of its ground-truth real image; the other fakes and
     reals of the batch are the negatives.  Row ``i`` of both must refer to dataset item ``i`` (un-permute first).
@@ -85,7 +85,7 @@ def fake_to_real(code_fake: Tensor, code_real: Tensor, tau: float, detach_real: 
 
 
 def unpermute(x_sorted: Tensor, sort_ind: Union[Tensor, Sequence[int]]) -> Tensor:
-    """Bring rows sorted by caption length back to dataset order (REFERENCE.md 3.2).
+    """Bring rows sorted by caption length back to dataset order (docs/method.md#pairing-and-order).
 
     ``sort_ind[k]`` is the dataset position of sorted row ``k`` (e.g. the indices returned by
     ``torch.sort(lens, descending=True)``), so ``out[sort_ind[k]] = x_sorted[k]``, i.e.

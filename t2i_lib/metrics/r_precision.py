@@ -1,4 +1,4 @@
-"""R-precision, exactly as the reference protocol (DM-GAN's ``sampling``; REFERENCE.md §7.3).
+"""R-precision, exactly as the reference protocol (DM-GAN's ``sampling``; docs/evaluation.md#r-precision).
 
 Per query image (real, to score an encoder, or generated, to score a generator):
 

@@ -128,7 +128,7 @@ def write_tables(metrics_dir: str | Path, tables_dir: str | Path, run_ids: Itera
     paths["measured_csv"] = atomic_write_text(tables_dir / "measured.csv", to_csv(rows))
     for ds in ("cub", "coco"):
         pr = published_rows(ds)
-        note = (f"Published {ds.upper()} numbers (256 x 256) from REFERENCE.md §8, with sources; FIDs mix protocols "
+        note = (f"Published {ds.upper()} numbers (256 x 256) from docs/published_numbers.md, with sources; FIDs mix protocols "
                 "(PyTorch-FID vs TF-FID, real sets, sample counts) and are not comparable with each other or with "
                 "ours unless re-measured with one protocol. Marks: unverified = not confirmed in a primary source; "
                 "derived = computed from a relative claim.\n\n")

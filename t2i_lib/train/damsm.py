@@ -1,4 +1,4 @@
-"""DAMSM pretraining (REFERENCE.md §2.8), optionally with the DAMSM+CL text-text contrastive term (§2.9).
+"""DAMSM pretraining (docs/method.md#damsm-pretraining), optionally with DAMSM+CL (docs/method.md#damsm-cl).
 
 Per epoch (the reference schedule): a fresh Adam(lr, betas=(0.5, 0.999)) over the text encoder and the image
 encoder's trainable part (the two projections; the whole small CNN for the ``small`` backbone); after the epoch
