@@ -262,27 +262,28 @@ CLAIM_F2F = Claim(
     "f2f_consistency", "a",
     "fake-to-fake raises semantic consistency between images of captions of the same image",
     "abstract: fake-to-fake aims to \"increase the semantic consistency between generated images of the same "
-    "caption\" (REFERENCE.md §0.2)",
+    "caption\" (docs/published_numbers.md#what-the-paper-states)",
     (Comparison("f2f", "baseline", ("consistency_gap_damsm", "consistency_gap_inception")),))
 CLAIM_F2R = Claim(
     "f2r_distribution", "b",
     "fake-to-real narrows the real/fake distribution gap",
     "abstract: fake-to-real aims to \"reduce the gap between the distributions of real images and fake ones\" "
-    "(REFERENCE.md §0.2)",
+    "(docs/published_numbers.md#what-the-paper-states)",
     (Comparison("f2r", "baseline", ("fid", "kid_mean")),))
 CLAIM_BOTH = Claim(
     "both_beat_each", "c",
     "both together beat each alone",
-    "the study issue's reading of the abstract, which proposes the two losses as one approach and reports one "
-    "result for it (COCO FID 44% better than SSA-GAN); that the pair beats each loss alone is not quoted from "
-    "the paper (REFERENCE.md §0.2)",
+    "not stated in the abstract, which proposes the two losses as one approach and reports one result for it "
+    "(COCO FID 44% better than SSA-GAN); that the pair beats each loss alone is this study's hypothesis, "
+    "unverified (docs/published_numbers.md#what-the-paper-states)",
     (Comparison("both", "f2f", ("fid", "consistency_gap_damsm")),
      Comparison("both", "f2r", ("fid", "consistency_gap_damsm"))))
 CLAIM_STYLE = Claim(
     "style_detail", "d",
     "style blocks improve fine detail",
-    "the study issue; the abstract only says the approach \"improves the qualitative results on AttnGAN with style "
-    "blocks on the CUB dataset\" (REFERENCE.md §0.2). Tested here as AttnGAN with style blocks vs plain AttnGAN, "
+    "this study's hypothesis; the abstract only says the approach \"improves the qualitative results on AttnGAN "
+    "with style blocks on the CUB dataset\" (docs/published_numbers.md#what-the-paper-states). Tested here as "
+    "AttnGAN with style blocks vs plain AttnGAN, "
     "both with the baseline losses",
     (Comparison("baseline", "baseline", ("fid", "attribute_accuracy"), family="style_attngan",
                 baseline_family="attngan"),))
@@ -567,11 +568,13 @@ def _limits(records: list[dict]) -> str:
     else:
         out.append(f"- Dataset(s): {', '.join(datasets)} at {px} px. Check the profile's model sizes and schedule "
                    "against the paper's before comparing with published numbers; FID protocols differ "
-                   "(REFERENCE.md §7.1).")
+                   "(docs/evaluation.md#why-published-fids-disagree).")
     out.extend(_learning_limits(records))
-    out.append("- **The paper's own numbers are unknown beyond its abstract** (REFERENCE.md §0.2): its tables, "
+    out.append("- **The paper's own numbers are unknown beyond its abstract** "
+               "(docs/published_numbers.md#what-the-paper-states): its tables, "
                "loss weights, temperatures and training settings are unverified, so this study tests the direction "
-               "of the claims with this project's implementation (REFERENCE.md §3.3-3.4), not the paper's exact "
+               "of the claims with this project's implementation (docs/method.md#fake-to-fake, "
+               "docs/method.md#fake-to-real), not the paper's exact "
                "numbers.")
     out.append(f"- Few seeds (at most {n_max} per arm): paired t-tests with n = 3 have little power, so small real "
                "effects will read as \"inconclusive\". No correction for multiple comparisons is applied.")
