@@ -66,7 +66,7 @@ PUBLISHED: tuple[Published, ...] = (
     Published("coco", "AttnGAN (paper)", 25.89, 0.47, 35.49, 85.47, 3.69,
               "MinfengZhu/DM-GAN README (FID, R-precision); IS 25.89 as quoted by users in taoxugit/AttnGAN#46",
               "unverified", "IS second-hand and its std 0.47 without a source found (the DM-GAN README's IS cell "
-              "for this row repeats DM-GAN's FID 32.64 +- 0.57); TF-FID 29.53"),
+              "for this row repeats DM-GAN's FID 32.64 ± 0.57); TF-FID 29.53"),
     Published("coco", "DM-GAN (paper)", 30.49, 0.57, 32.64, 88.56, 0.28, "MinfengZhu/DM-GAN README, Performance table",
               note="released model: 32.43, 26.55 (TF-FID 24.24), 89.52"),
     Published("coco", "AttnGAN+CL (T2I_CL)", None, None, 24.98, None, None,
