@@ -3,9 +3,9 @@
 #
 # - Sets up (or reuses) the Python environment first (scripts/setup_env.sh).
 # - Every argument is checked before anything is written: a bad one prints the usage and exits 2.
-# - Executes notebooks in numeric order into <results>/executed/ (never back into notebooks/) and renders HTML into
-#   <results>/reports/; one line per notebook with its time; stops at the first failure and names the notebook
-#   (its papermill log is <results>/logs/<notebook>.log).
+# - Executes notebooks in numeric order into <results>/executed/ (never back into notebooks/) and renders offline
+#   HTML into <results>/reports/ (the machine's paths written relative: t2i_lib/report/render.py); one line per
+#   notebook with its time; stops at the first failure and names the notebook (its log: <results>/logs/).
 # - Skips a notebook whose executed copy and report exist and whose key is unchanged: a hash of the notebook, its
 #   parameters, the library source (t2i_lib/), requirements.txt/pyproject.toml, the T2I_* environment variables
 #   and the keys of the notebooks before it (their products are its inputs).  --rerun/--force run it again.
@@ -172,10 +172,9 @@ visit() {  # notebook stem [extra papermill args...]: run it when selected and n
         "log: $OUT/logs/${stem}.log)"
     exit 1
   fi
-  # Images carry no alt text in nbconvert's template (its "Alternative text is missing" warning): log errors only.
-  if ! "$PY" -m jupyter nbconvert --to html --log-level ERROR "$OUT/executed/${stem}.ipynb" \
-       --output-dir "$OUT/reports" --HTMLExporter.mathjax_url='mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe' \
-       --HTMLExporter.require_js_url='' >> "$OUT/logs/${stem}.log" 2>&1; then
+  # Offline HTML with the machine's paths written relative (t2i_lib/report/render.py).
+  if ! "$PY" -m t2i_lib.report.render "$OUT/executed/${stem}.ipynb" "$OUT/reports" --results-dir "$OUT" \
+       >> "$OUT/logs/${stem}.log" 2>&1; then
     echo "FAILED (HTML rendering)" >&2; tail -n 25 "$OUT/logs/${stem}.log" >&2; exit 1
   fi
   echo "$key" > "$OUT/executed/$stem.key"

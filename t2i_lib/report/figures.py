@@ -91,11 +91,16 @@ def bar(labels: Sequence[str], values: Sequence[float], ylabel: str, title: str,
 
 
 def save(fig, path: str | Path, dpi: int = 110) -> Path:
-    """Save a figure as PNG (atomically) and return its path."""
+    """Save a figure as PNG (atomically), close it and return its path.
+
+    Closing matters in a notebook: the notebooks show the saved PNG (``display(Image(path))``), and an open figure
+    would be shown a second time by matplotlib's inline backend at the end of the cell.
+    """
     import io
 
     from ..utils.io import atomic_write_bytes
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    _plt().close(fig)
     return atomic_write_bytes(path, buf.getvalue())

@@ -1,0 +1,91 @@
+"""HTML reports of executed notebooks, as ``run_all.sh`` renders them.
+
+    python -m t2i_lib.report.render EXECUTED.ipynb OUT_DIR --results-dir DIR [--label LABEL]
+
+- JupyterLab's HTML template without the script tags that fetch require.js and MathJax (``report.html.j2``): a report
+  loads nothing from elsewhere and opens offline.
+- Paths of the machine are written relative: the results folder as ``LABEL`` (``results/<profile>`` for the default
+  folder, else ``<results>``), the repository as ``<repo>``, the home folder as ``~``; the executed notebook keeps
+  them as they were.  Nothing else is changed.
+- Images carry no alt text in nbconvert's template, so its "Alternative text is missing" notice is not logged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import os
+import sys
+from pathlib import Path
+
+TEMPLATE = Path(__file__).with_name("report.html.j2")
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def path_replacements(results_dir: str | os.PathLike, label: str | None = None) -> list[tuple[str, str]]:
+    """(absolute prefix, shown as) pairs, most specific first: the results folder, the repository, the home folder."""
+    results = Path(results_dir).resolve()
+    if label is None:
+        try:
+            label = str(results.relative_to(PROJECT_ROOT))
+        except ValueError:
+            label = "<results>"
+    pairs = [(str(results), label), (str(PROJECT_ROOT), "<repo>")]
+    home = str(Path.home())
+    if home not in ("/", ""):
+        pairs.append((home, "~"))
+    return sorted(pairs, key=lambda p: -len(p[0]))
+
+
+def _relative(text: str, pairs: list[tuple[str, str]]) -> str:
+    for old, new in pairs:
+        text = text.replace(old, new)
+    return text
+
+
+def relative_paths(nb, pairs: list[tuple[str, str]]):
+    """A copy of notebook ``nb`` with the absolute prefixes of ``pairs`` replaced in sources and text outputs."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        cell.source = _relative(cell.source, pairs)
+        for out in cell.get("outputs", []):
+            if "text" in out:
+                out["text"] = _relative(out["text"], pairs)
+            for mime, value in out.get("data", {}).items():
+                if mime.startswith("text/") and isinstance(value, str):
+                    out["data"][mime] = _relative(value, pairs)
+            if "traceback" in out:
+                out["traceback"] = [_relative(line, pairs) for line in out["traceback"]]
+    return nb
+
+
+def render(executed: str | os.PathLike, out_dir: str | os.PathLike, results_dir: str | os.PathLike,
+           label: str | None = None) -> Path:
+    """Write ``OUT_DIR/<notebook>.html`` from an executed notebook; returns its path."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    executed = Path(executed)
+    nb = relative_paths(nbformat.read(executed, as_version=4), path_replacements(results_dir, label))
+    exporter = HTMLExporter(template_file=str(TEMPLATE))
+    exporter.log.setLevel(logging.ERROR)
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": executed.stem}})
+    from ..utils.io import atomic_write_text
+
+    return atomic_write_text(Path(out_dir) / f"{executed.stem}.html", body)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="Render an executed notebook as an offline HTML report.")
+    ap.add_argument("executed")
+    ap.add_argument("out_dir")
+    ap.add_argument("--results-dir", required=True)
+    ap.add_argument("--label", default=None)
+    a = ap.parse_args(argv)
+    render(a.executed, a.out_dir, a.results_dir, a.label)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
