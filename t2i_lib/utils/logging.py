@@ -1,4 +1,4 @@
-"""Logging and progress: tqdm as a convenience, ``logging`` and JSONL as the record (STYLE.md convention 11)."""
+"""Logging and progress: tqdm as a convenience, ``logging`` and JSONL as the record."""
 
 from __future__ import annotations
 

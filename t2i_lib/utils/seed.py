@@ -1,4 +1,4 @@
-"""One seeding function, explicit generators, one determinism switch (STYLE.md convention 9)."""
+"""One seeding function, explicit generators, one determinism switch."""
 
 from __future__ import annotations
 
