@@ -226,3 +226,18 @@ def test_run_analysis_prefers_real_answers_and_writes_products(study3, tmp_path)
     shutil.copy(good, work / "answers" / "real.json")
     res = H.run_analysis(work)
     assert res["source"] == "answers" and len(res["included_raters"]) == 1 and "simulation" not in res
+
+
+def test_ensure_study_keeps_a_study_that_has_answers(study3, tmp_path):
+    from types import SimpleNamespace
+
+    out, key = study3
+    work = tmp_path / "kept"
+    shutil.copytree(out, work)
+    good, _ = _one(key, tmp_path, "r.json", seed=2)
+    shutil.copy(good, work / "answers" / "r.json")
+    cfgs = [SimpleNamespace(experiment=a) for a in ARMS3]
+    kept = H.ensure_study(cfgs, None, None, work)  # nothing sampled: the runs are not even needed
+    assert kept["version"] == key["version"]
+    with pytest.raises(H.StudyError, match="arms"):
+        H.ensure_study(cfgs[:2], None, None, work)

@@ -34,6 +34,7 @@ import hashlib
 import io
 import itertools
 import json
+import logging
 import math
 import re
 import shutil
@@ -45,6 +46,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from ..utils.io import atomic_write_bytes, atomic_write_text, canonical_json, read_json, write_json
+
+log = logging.getLogger(__name__)
 
 STUDY_FORMAT = "t2i-human-eval-study/1"
 KEY_FORMAT = "t2i-human-eval-key/1"
@@ -341,6 +344,25 @@ def _opaque_ids(rng: np.random.Generator, n: int) -> list[str]:
         if t not in ids:
             ids.append(t)
     return ids
+
+
+def ensure_study(configs: Sequence, dataset_root, device, out_dir, n_items: int = 8, seed: int = 0,
+                 n_attention: int = 4, min_attention: float = 0.75, force: bool = False) -> dict[str, Any]:
+    """The study of ``out_dir``: when it already holds a key and answer files in ``answers/``, that study is kept
+    as it is (its raters answered that page; nothing is sampled) unless ``force``; otherwise the images are
+    sampled from the runs (:func:`material_from_runs`) and the study is (re)built (:func:`build_study`)."""
+    out = Path(out_dir)
+    held = sorted((out / "answers").glob("*.json")) if (out / "answers").is_dir() else []
+    if held and (out / "study_key.json").is_file() and not force:
+        key = load_key(out)
+        names = [c.experiment for c in configs]
+        if key["arms"] != names:
+            raise StudyError(f"{out} holds answers to a study of arms {key['arms']}, not {names}: analyse it with "
+                             "those arms, or move answers/ and study_key.json away (or FORCE to rebuild)")
+        log.info("kept the study %s: answers/ holds %d answer file(s)", key["version"], len(held))
+        return key
+    material = material_from_runs(configs, dataset_root, device, n_items=n_items, seed=seed)
+    return build_study(material, out, seed=seed, n_attention=n_attention, min_attention=min_attention, force=force)
 
 
 def load_key(out_dir_or_key) -> dict[str, Any]:
@@ -723,7 +745,7 @@ def summary_markdown(results: Mapping[str, Any]) -> str:
     for r in results["pairwise"]:
         lines.append(f"| {r['kind']} | {r['arm_a']} | {r['arm_b']} | {r['wins_a']} | {r['wins_b']} | {r['cant_tell']} "
                      f"| {_fmt(r['win_rate_a'])} | [{_fmt(r['ci95'][0])}, {_fmt(r['ci95'][1])}] "
-                     f"| {_fmt(r['p_value'], 3)} |")
+                     f"| {'< 0.001' if r['p_value'] < 0.001 else _fmt(r['p_value'], 3)} |")
     bt = results.get("bradley_terry")
     if bt:
         b = bt["all"]
@@ -736,7 +758,46 @@ def summary_markdown(results: Mapping[str, Any]) -> str:
     if results["source"] == "simulated":
         lines += ["", "**These are simulated raters** (no answer files in `answers/`): the numbers check the "
                   "pipeline, they say nothing about the models."]
+        for c in results.get("simulation_check") or []:
+            lines.append(f"- simulated true win rate of {c['arm_a']} over {c['arm_b']}: {c['true_win_rate_a']:.2f}, "
+                         f"estimated {_fmt(c['estimate'])} [{_fmt(c['ci95'][0])}, {_fmt(c['ci95'][1])}]: "
+                         + ("covered" if c["covered"] else "NOT covered"))
     return "\n".join(lines) + "\n"
+
+
+def simulation_check(results: Mapping[str, Any], truth: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per pair of arms (all trials): the simulated raters' true win rate of arm a (p, 1 - p or 0.5 from the arm
+    scores) against the estimate, and whether the Wilson interval covers it."""
+    sc, p = truth["arm_scores"], truth["p"]
+    rows = []
+    for r in results["pairwise"]:
+        if r["kind"] != "all":
+            continue
+        a, b = sc[r["arm_a"]], sc[r["arm_b"]]
+        want = p if a > b else (1 - p) if a < b else 0.5
+        lo, hi = r["ci95"]
+        rows.append({"arm_a": r["arm_a"], "arm_b": r["arm_b"], "true_win_rate_a": want,
+                     "estimate": r["win_rate_a"], "ci95": [lo, hi], "covered": bool(lo <= want <= hi)})
+    return rows
+
+
+def arm_scores_from_metrics(configs: Sequence, metric: str = "attribute_accuracy",
+                            arm_names: Sequence[str] | None = None) -> dict[str, float] | None:
+    """Arm scores for the simulated raters: ``metric`` from each run's metrics file (notebook 03), or None
+    (the simulator's default: the arms' order) when ``metric`` is empty or a file or value is missing."""
+    from ..metrics.evaluate import metrics_path
+
+    names = list(arm_names) if arm_names is not None else [c.experiment for c in configs]
+    if not metric:
+        return None
+    out = {}
+    for n, c in zip(names, configs):
+        p = metrics_path(c)
+        v = read_json(p).get("metrics", {}).get(metric) if p.is_file() else None
+        if not isinstance(v, (int, float)) or not math.isfinite(v):
+            return None
+        out[n] = float(v)
+    return out
 
 
 def answer_files(out_dir) -> tuple[list[Path], str]:
@@ -762,6 +823,7 @@ def run_analysis(out_dir, strict: bool = True) -> dict[str, Any]:
     truth = out / "simulation_truth.json"
     if source == "simulated" and truth.is_file():
         res["simulation"] = read_json(truth)
+        res["simulation_check"] = simulation_check(res, res["simulation"])
     write_json(out / "results.json", _json_safe(res))
     atomic_write_text(out / "summary.md", summary_markdown(res))
     fig_path = save(figure(res), out / "human_eval.png")
@@ -812,11 +874,22 @@ VIEWPORTS = {"desktop": (1280, 720), "phone": (390, 844)}
 
 
 def screenshots(study_dir, out_dir, rater_id: str = "preview", kind: str = "consistency",
-                max_colors: int = 128) -> dict[str, Path]:
+                max_colors: int = 128, missing_ok: bool = False) -> dict[str, Path]:
     """Screenshots of the first ``kind`` trial the page shows ``rater_id``, at 1280x720 and at a phone's 390x844:
-    ``screenshot_desktop.png`` and ``screenshot_phone.png`` in ``out_dir`` (palette PNGs, a few tens of kB)."""
+    ``screenshot_desktop.png`` and ``screenshot_phone.png`` in ``out_dir`` (palette PNGs, a few tens of kB).
+    With ``missing_ok``, no Playwright or no Chromium returns {} with a logged note instead of raising."""
     from PIL import Image
-    from playwright.sync_api import sync_playwright
+
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if not missing_ok:
+            raise
+        log.warning("no screenshots: the Python package 'playwright' is not installed")
+        return {}
+    if missing_ok and find_chromium() is None:
+        log.warning("no screenshots: no Chromium found (install chromium-headless-shell or set T2I_CHROMIUM)")
+        return {}
 
     url = (Path(study_dir).resolve() / "index.html").as_uri() + f"?rater={rater_id}"
     out = Path(out_dir)
