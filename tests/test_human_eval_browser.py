@@ -15,21 +15,15 @@ import pytest
 
 from t2i_lib import paths
 from t2i_lib.report import human_eval as H
+from t2i_lib.utils import browser
 
 ARMS = ["arm_alpha_secret", "arm_beta_secret"]
 
 
-def _need_browser():
-    pytest.importorskip("playwright.sync_api", reason="the Python package 'playwright' is not installed "
-                                                      "(pip install -r requirements.txt)")
-    if H.find_chromium() is None:
-        pytest.skip("no Chromium found: install Debian's headless Chromium (apt-get install chromium-headless-shell) "
-                    "or point T2I_CHROMIUM at a Chromium executable")
-
-
 def test_study_page_keyboard_reload_resume_download_and_analysis(tmp_path):
-    _need_browser()
-    from playwright.sync_api import sync_playwright
+    reason = browser.skip_reason()
+    if reason:
+        pytest.skip(f"the study page needs a real browser: {reason}")
 
     out = tmp_path / "human_eval"
     key = H.build_study(H.toy_material(ARMS, n_items=3, size=32, seed=1), out, seed=3, n_attention=2)
@@ -54,54 +48,50 @@ def test_study_page_keyboard_reload_resume_download_and_analysis(tmp_path):
             r.abort()
 
     seen, keys_used = [], []
-    with sync_playwright() as pw:
-        browser = H.launch_chromium(pw)
-        try:
-            ctx = browser.new_context(viewport={"width": 1280, "height": 720}, accept_downloads=True)
-            ctx.route("**/*", route)
-            page = ctx.new_page()
-            page.goto(url)
-            assert page.is_visible("#intro") and not page.is_visible("#trial")
-            page.fill("#rater-id", "bad id!")
-            page.click("#start")
-            assert "letters" in page.inner_text("#rater-error") and page.is_visible("#intro")
-            page.fill("#rater-id", rater)
-            page.press("#rater-id", "Enter")
-            for k in range(n):
-                if k == n // 2:  # reload midway: the page resumes at the next unanswered trial
-                    page.reload()
-                    assert page.is_visible("#trial")
-                    assert page.inner_text("#progress-text") == f"Trial {k + 1} of {n}"
-                    assert "Welcome back" in page.inner_text("#status")
+    with browser.launch_chromium() as chromium:
+        ctx = chromium.new_context(viewport={"width": 1280, "height": 720}, accept_downloads=True)
+        ctx.route("**/*", route)
+        page = ctx.new_page()
+        page.goto(url)
+        assert page.is_visible("#intro") and not page.is_visible("#trial")
+        page.fill("#rater-id", "bad id!")
+        page.click("#start")
+        assert "letters" in page.inner_text("#rater-error") and page.is_visible("#intro")
+        page.fill("#rater-id", rater)
+        page.press("#rater-id", "Enter")
+        for k in range(n):
+            if k == n // 2:  # reload midway: the page resumes at the next unanswered trial
+                page.reload()
+                assert page.is_visible("#trial")
                 assert page.inner_text("#progress-text") == f"Trial {k + 1} of {n}"
-                assert page.get_attribute("#progress", "value") == str(k)
-                html = page.content()
-                assert not any(a in html for a in ARMS), "an arm name reached the DOM"
-                tid = page.get_attribute("#trial", "data-trial-id")
-                seen.append(tid)
-                step = schedule[k]
-                assert tid == step["trial"]
-                left_srcs = page.eval_on_selector_all("#imgs-left img", "els => els.map(e => e.getAttribute('src'))")
-                assert left_srcs == page_trials[tid]["options"][step["shown"][0]]
-                alts = page.eval_on_selector_all("#trial img", "els => els.map(e => e.alt)")
-                assert alts and all(a.strip() for a in alts)
-                t = by_id[tid]
-                want = t["correct"] if t["attention"] else ("a" if t["options"]["a"] == ARMS[0] else "b")
-                if k == 1 and not t["attention"]:
-                    key_name = "ArrowDown"  # one "can't tell"
-                else:
-                    side = "left" if step["shown"][0] == want else "right"
-                    key_name = {"left": ["ArrowLeft", "1"], "right": ["ArrowRight", "2"]}[side][k % 2]
-                keys_used.append(key_name)
-                page.keyboard.press(key_name)
-            assert page.is_visible("#done") and page.inner_text("#progress-text") == f"All {n} trials answered"
-            with page.expect_download() as dl:
-                page.click("#download")
-            ans_path = out / "answers" / dl.value.suggested_filename
-            dl.value.save_as(ans_path)
-            ctx.close()
-        finally:
-            browser.close()
+                assert "Welcome back" in page.inner_text("#status")
+            assert page.inner_text("#progress-text") == f"Trial {k + 1} of {n}"
+            assert page.get_attribute("#progress", "value") == str(k)
+            html = page.content()
+            assert not any(a in html for a in ARMS), "an arm name reached the DOM"
+            tid = page.get_attribute("#trial", "data-trial-id")
+            seen.append(tid)
+            step = schedule[k]
+            assert tid == step["trial"]
+            left_srcs = page.eval_on_selector_all("#imgs-left img", "els => els.map(e => e.getAttribute('src'))")
+            assert left_srcs == page_trials[tid]["options"][step["shown"][0]]
+            alts = page.eval_on_selector_all("#trial img", "els => els.map(e => e.alt)")
+            assert alts and all(a.strip() for a in alts)
+            t = by_id[tid]
+            want = t["correct"] if t["attention"] else ("a" if t["options"]["a"] == ARMS[0] else "b")
+            if k == 1 and not t["attention"]:
+                key_name = "ArrowDown"  # one "can't tell"
+            else:
+                side = "left" if step["shown"][0] == want else "right"
+                key_name = {"left": ["ArrowLeft", "1"], "right": ["ArrowRight", "2"]}[side][k % 2]
+            keys_used.append(key_name)
+            page.keyboard.press(key_name)
+        assert page.is_visible("#done") and page.inner_text("#progress-text") == f"All {n} trials answered"
+        with page.expect_download() as dl:
+            page.click("#download")
+        ans_path = out / "answers" / dl.value.suggested_filename
+        dl.value.save_as(ans_path)
+        ctx.close()
     assert seen == [s["trial"] for s in schedule]  # the page's order is the Python schedule for this rater
     assert requests and not leaked, f"requests left the machine: {leaked}"
     assert all(urlparse(u).scheme in ("file", "blob", "data") for u in requests)

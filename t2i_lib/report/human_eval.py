@@ -848,28 +848,6 @@ def _json_safe(obj):
 # ------------------------------------------------------------------------------------------------------------
 # The page in a real browser (screenshots)
 # ------------------------------------------------------------------------------------------------------------
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run"]
-
-
-def find_chromium() -> str | None:
-    """A Chromium executable (``T2I_CHROMIUM``, Debian's headless shell or chromium), or None."""
-    import os
-
-    cands = [os.environ.get("T2I_CHROMIUM", ""), shutil.which("chromium-headless-shell") or "",
-             "/usr/bin/chromium-headless-shell", "/usr/lib/chromium/chromium-headless-shell",
-             shutil.which("chromium") or "", "/usr/bin/chromium"]
-    return next((c for c in cands if c and Path(c).is_file()), None)
-
-
-def launch_chromium(playwright):
-    """Launch headless Chromium through Playwright (raises RuntimeError when none is installed)."""
-    exe = find_chromium()
-    if exe is None:
-        raise RuntimeError("no Chromium found (install Debian's chromium-headless-shell or set T2I_CHROMIUM)")
-    return playwright.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)
-
-
 VIEWPORTS = {"desktop": (1280, 720), "phone": (390, 844)}
 
 
@@ -880,40 +858,32 @@ def screenshots(study_dir, out_dir, rater_id: str = "preview", kind: str = "cons
     With ``missing_ok``, no Playwright or no Chromium returns {} with a logged note instead of raising."""
     from PIL import Image
 
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if not missing_ok:
-            raise
-        log.warning("no screenshots: the Python package 'playwright' is not installed")
-        return {}
-    if missing_ok and find_chromium() is None:
-        log.warning("no screenshots: no Chromium found (install chromium-headless-shell or set T2I_CHROMIUM)")
+    from ..utils.browser import launch_chromium, skip_reason
+
+    reason = skip_reason()
+    if reason and missing_ok:
+        log.warning("no screenshots of the study page: %s", reason)
         return {}
 
     url = (Path(study_dir).resolve() / "index.html").as_uri() + f"?rater={rater_id}"
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     shots = {}
-    with sync_playwright() as pw:
-        browser = launch_chromium(pw)
-        try:
-            for name, (w, h) in VIEWPORTS.items():
-                ctx = browser.new_context(viewport={"width": w, "height": h}, device_scale_factor=1)
-                page = ctx.new_page()
-                page.goto(url)
-                page.click("#start")
-                for _ in range(200):
-                    if page.get_attribute("#trial", "data-kind") == kind or page.is_visible("#done"):
-                        break
-                    page.keyboard.press("ArrowDown")
-                page.wait_for_function("Array.from(document.images).every(i => i.complete)")
-                png = page.screenshot()
-                ctx.close()
-                im = Image.open(io.BytesIO(png)).convert("RGB").quantize(colors=max_colors)
-                buf = io.BytesIO()
-                im.save(buf, format="PNG", optimize=True)
-                shots[name] = atomic_write_bytes(out / f"screenshot_{name}.png", buf.getvalue())
-        finally:
-            browser.close()
+    with launch_chromium() as browser:
+        for name, (w, h) in VIEWPORTS.items():
+            ctx = browser.new_context(viewport={"width": w, "height": h}, device_scale_factor=1)
+            page = ctx.new_page()
+            page.goto(url)
+            page.click("#start")
+            for _ in range(200):
+                if page.get_attribute("#trial", "data-kind") == kind or page.is_visible("#done"):
+                    break
+                page.keyboard.press("ArrowDown")
+            page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+            png = page.screenshot()
+            ctx.close()
+            im = Image.open(io.BytesIO(png)).convert("RGB").quantize(colors=max_colors)
+            buf = io.BytesIO()
+            im.save(buf, format="PNG", optimize=True)
+            shots[name] = atomic_write_bytes(out / f"screenshot_{name}.png", buf.getvalue())
     return shots
