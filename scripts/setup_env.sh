@@ -33,7 +33,8 @@ PY="$ENV_DIR/bin/python"
 STAMP="$ENV_DIR/.t2i-env-stamp"
 WANT="$(cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)-$ROOT"
 
-if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]] && "$PY" -c "import t2i_lib, torch, papermill, playwright" 2>/dev/null; then
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]] && "$PY" -c "import importlib.util as u, sys
+sys.exit(any(u.find_spec(m) is None for m in ('t2i_lib', 'torch', 'papermill', 'playwright')))" 2>/dev/null; then
   say "environment up to date ($ENV_DIR)"
 else
   say "installing pinned requirements into $ENV_DIR (first time: about 3 minutes, 6 GB)"

@@ -14,17 +14,52 @@ os.environ["T2I_RESULTS_DIR"] = str(_TMP / "results")
 os.environ["T2I_DATA_DIR"] = str(_TMP / "data")
 os.environ["T2I_CACHE_DIR"] = str(_TMP / "cache")
 os.environ["T2I_PROGRESS"] = "off"
+# Everything a test makes goes under _TMP, removed at the end: pytest's tmp_path folders (basetemp, below) and the
+# temporary files of this process and its children (torch's elastic launcher makes torchelastic_* folders).
+(_TMP / "tmp").mkdir()
+os.environ["TMPDIR"] = str(_TMP / "tmp")
+tempfile.tempdir = str(_TMP / "tmp")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """pytest's tmp_path folders under the session root (not /tmp/pytest-of-<user>/, which keeps the last three
+    sessions), unless --basetemp is given."""
+    if not config.option.basetemp:
+        config.option.basetemp = str(_TMP / "basetemp")
+
+
 def pytest_sessionfinish(session, exitstatus):
-    """Remove the session's temporary roots (datasets, runs, a converted 91 MB FID weights file) unless
-    T2I_KEEP_TEST_TMP is set, e.g. to inspect a failure."""
+    """Remove the session's temporary roots (datasets, runs, a converted 91 MB FID weights file, tmp_path folders,
+    temporary files) unless T2I_KEEP_TEST_TMP is set, e.g. to inspect a failure."""
     if not os.environ.get("T2I_KEEP_TEST_TMP"):
         import shutil
 
         shutil.rmtree(_TMP, ignore_errors=True)
+
+
+def subprocess_env(**extra) -> dict:
+    """The environment for run_all.sh and CLI subprocesses: progress bars off, no active virtualenv (run_all.sh
+    picks the interpreter itself: the same .venv, or the active env)."""
+    env = dict(os.environ, T2I_PROGRESS="off", **extra)
+    env.pop("VIRTUAL_ENV", None)
+    return env
+
+
+@pytest.fixture(scope="session")
+def smoke_results():
+    """One ``./run_all.sh`` smoke run per test session, shared by the end-to-end and browser tests:
+    (results folder, its CompletedProcess, wall seconds)."""
+    import subprocess
+    import time
+
+    out = _TMP / "smoke"
+    t0 = time.time()
+    r = subprocess.run(["bash", str(PROJECT_ROOT / "run_all.sh"), "--results-dir", str(out)], capture_output=True,
+                       text=True, env=subprocess_env(), cwd=PROJECT_ROOT, timeout=1800)
+    return out, r, time.time() - t0
 
 
 def _tiny_image(seed: int, size: int = 24) -> np.ndarray:

@@ -2,8 +2,10 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -58,15 +60,18 @@ def test_notebook_00_papermill_smoke(tmp_path):
 
 
 @pytest.mark.slow
-def test_run_all_smoke(tmp_path):
-    out = tmp_path / "smoke"
-    r = subprocess.run(["bash", str(ROOT / "run_all.sh"), "--results-dir", str(out)], capture_output=True,
-                       text=True, env=_env(), cwd=ROOT, timeout=1200)
+def test_run_all_smoke(smoke_results):
+    out, r, seconds = smoke_results
     assert r.returncode == 0, r.stderr[-3000:]
+    # one line per notebook with its time, and no kernel or nbconvert notices
+    lines = [l for l in r.stderr.splitlines() if l.startswith("[run_all] 0")]
+    assert len(lines) == 14 and all(re.search(r" \d+ s$", l) for l in lines), r.stderr[-3000:]
+    assert "without encryption" not in r.stderr and "Alternative text" not in r.stderr
     html = out / "reports" / "00_prepare_data.html"
     assert html.stat().st_size > 50_000
     text = html.read_text()
     assert "data:image/png;base64" in text and "Traceback" not in text
+    assert str(out) not in text and str(ROOT) not in text  # paths written relative
     assert (out / "executed" / "00_prepare_data.ipynb").is_file()
     assert (out / "env" / "pip-freeze.txt").read_text().count("==") > 20
     assert "git_commit:" in (out / "env" / "run.txt").read_text()
@@ -98,33 +103,37 @@ def test_run_all_smoke(tmp_path):
     assert all(f"| {m} | {v} |" in table for v in ("baseline", "f2r", "f2f", "both")
                for m in ("SSA-GAN", "AttnGAN + style blocks"))
     assert (out / "tables" / "published_cub.md").is_file() and (out / "figures" / "04_metrics.png").is_file()
-    assert (out / "figures" / "05_side_by_side.png").stat().st_size > 10_000
+    for fam in ("ssagan", "style_attngan"):
+        assert (out / "figures" / f"05_side_by_side_{fam}.png").stat().st_size > 10_000
     study = (out / "study.md").read_text()
     assert "## Claim (a)" in study and "Limits of this testbed" in study and "inconclusive" in study  # one seed
     for nb in ("03_evaluate", "04_paper_tables", "05_semantic_consistency", "06_study"):
         assert (out / "reports" / f"{nb}.html").stat().st_size > 50_000
-    # A second run reuses every run and metrics file; a stale metrics file of an older config of the same
-    # experiment and seed (e.g. from before an upgrade) is not mixed into the tables and the study.
+    # A second run with nothing changed skips every notebook (by key), in seconds, and touches nothing.
+    report_time = html.stat().st_mtime_ns
+    t0 = time.time()
+    again = subprocess.run(["bash", str(ROOT / "run_all.sh"), "--results-dir", str(out)],
+                           capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stderr.count("skipped: unchanged") == 14 and "0 notebook(s) run, 14 skipped" in again.stderr
+    assert time.time() - t0 < 60 and html.stat().st_mtime_ns == report_time
+    plan = subprocess.run(["bash", str(ROOT / "run_all.sh"), "--results-dir", str(out), "--dry-run"],
+                          capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=600)
+    assert plan.returncode == 0 and plan.stderr.count("up to date (would skip)") == 14, plan.stderr[-2000:]
+    # --rerun executes again and reuses every run and metrics file; a stale metrics file of an older config of the
+    # same experiment and seed (e.g. from before an upgrade) is not mixed into the tables and the study.
     stale = json.loads(next((out / "metrics").glob("ssagan_f2f-*.json")).read_text())
     stale.update(run_id="ssagan_f2f-smoke-s0-01d01d00", config_hash="0" * 64)
     (out / "metrics" / "ssagan_f2f-smoke-s0-01d01d00.json").write_text(json.dumps(stale))
-    again = subprocess.run(["bash", str(ROOT / "run_all.sh"), "--results-dir", str(out)],
-                           capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=1200)
+    try:
+        again = subprocess.run(["bash", str(ROOT / "run_all.sh"), "--results-dir", str(out), "--only", "04",
+                                "--rerun"], capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=1200)
+    finally:
+        (out / "metrics" / "ssagan_f2f-smoke-s0-01d01d00.json").unlink()
     assert again.returncode == 0, again.stderr[-3000:]
+    assert "1 notebook(s) run, 0 skipped" in again.stderr
     assert (out / "tables" / "measured.md").read_text() == table
     # no executed notebook written back into notebooks/
     nb = json.loads((ROOT / "notebooks" / "00_prepare_data.ipynb").read_text())
     assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
 
-
-@pytest.mark.slow
-def test_run_all_fails_loudly(tmp_path):
-    r = subprocess.run(["bash", str(ROOT / "run_all.sh"), "--profile", "nope"], capture_output=True, text=True,
-                       env=_env(), cwd=ROOT)
-    assert r.returncode == 2 and "unknown profile" in r.stderr
-    r = subprocess.run(["bash", str(ROOT / "run_all.sh"), "--seeds", "a,b"], capture_output=True, text=True,
-                       env=_env(), cwd=ROOT)
-    assert r.returncode == 2 and "--seeds must look like" in r.stderr
-    r = subprocess.run(["bash", str(ROOT / "run_all.sh"), "--nproc", "0"], capture_output=True, text=True,
-                       env=_env(), cwd=ROOT)
-    assert r.returncode == 2 and "--nproc must be a positive integer" in r.stderr

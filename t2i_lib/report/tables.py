@@ -40,16 +40,51 @@ def load_metrics(metrics_dir: str | Path, kind: str = "gan", run_ids: Iterable[s
     return out
 
 
+def _fixed(x: float, digits: int) -> str:
+    """``x`` with ``digits`` decimals; a value that rounds to zero prints as zero, never ``-0.000``."""
+    text = f"{x:.{digits}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text
+
+
 def _fmt(x, digits=2, scale=1.0):
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "n/a"
-    return f"{x * scale:.{digits}f}"
+    return _fixed(x * scale, digits)
 
 
 def _pm(m, s, digits=2, scale=1.0):
     if m is None:
         return "n/a"
-    return f"{m * scale:.{digits}f} ± {s * scale:.{digits}f}" if s is not None else _fmt(m, digits, scale)
+    return f"{_fixed(m * scale, digits)} ± {_fixed(s * scale, digits)}" if s is not None else _fmt(m, digits, scale)
+
+
+def decimals_for(values: Iterable, significant: int = 3) -> int:
+    """Decimals that show the largest magnitude among ``values`` with ``significant`` digits (0 to 6): one number
+    of decimals per column, so floating-point noise next to real values shows as 0 and not as ``-1.55e-15``."""
+    finite = [abs(float(v)) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)
+              and math.isfinite(float(v)) and v != 0]
+    if not finite:
+        return 0
+    return int(min(6, max(0, significant - 1 - math.floor(math.log10(max(finite))))))
+
+
+def format_frame(rows, significant: int = 3):
+    """A pandas DataFrame of ``rows`` (list of dicts, or a DataFrame) for display: every float column printed with
+    the decimals that give its largest value ``significant`` digits (:func:`decimals_for`), missing values as
+    ``n/a``; integers and text unchanged."""
+    import pandas as pd
+
+    df = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    for col in df.columns:
+        vals = df[col].tolist()
+        if not any(isinstance(v, float) for v in vals):
+            continue
+        if not all(v is None or isinstance(v, (int, float)) for v in vals):
+            continue
+        d = decimals_for(vals, significant)
+        df[col] = [("n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else _fixed(float(v), d))
+                   for v in vals]
+    return df
 
 
 def measured_rows(records: Iterable[dict]) -> list[dict]:
