@@ -99,7 +99,7 @@ def launch_chromium(*, timeout_ms: float = 30_000) -> Iterator["object"]:
 
 
 #: Absolute paths that identify a machine (home folders, temporary folders), as they would appear in a report.
-MACHINE_PATH = re.compile(r"(?<![\w.])(/home/|/root/|/tmp/|/Users/|/private/var/|/var/folders/|[A-Z]:\\Users\\)[\w.-]+")
+MACHINE_PATH = re.compile(r"(?<![\w.])(/home/|/root/|/tmp/|/Users/|/private/var/|/var/folders/|[A-Z]:\\Users\\)[\w./\\-]+")
 
 _PAGE_FACTS = """() => ({
   images: Array.from(document.images).map(im => ({src: im.currentSrc || im.src, complete: im.complete,
@@ -125,13 +125,13 @@ def _thumbnail(data: bytes, size: int = 48):
     import numpy as np
     from PIL import Image
 
-    img = Image.open(io.BytesIO(data)).convert("L")
-    return img.width / img.height, np.asarray(img.resize((size, size), Image.BILINEAR), dtype=np.float32)
+    img = Image.open(io.BytesIO(data)).convert("RGB")
+    return img.width / img.height, np.asarray(img.resize((size, size), Image.BOX), dtype=np.float32)
 
 
 def duplicate_images(sources: Iterable[str], tolerance: float = 6.0) -> list[tuple[int, int]]:
     """Index pairs of images that show the same picture: same aspect ratio (within 3 %) and a mean absolute
-    difference below ``tolerance`` (0-255) between 48x48 grey thumbnails -- a figure rendered twice at two
+    difference below ``tolerance`` (0-255) between 48x48 colour thumbnails -- a figure rendered twice at two
     resolutions (matplotlib's inline display next to the saved PNG) counts as a duplicate."""
     thumbs = []
     for src in sources:
@@ -193,7 +193,7 @@ def check_report(browser, html: str | Path, forbidden: Iterable[str] = (), timeo
         problems.append(f"{name}: a Python traceback")
     for m in sorted({m.group(0) for m in MACHINE_PATH.finditer(text)} | {f for f in forbidden if f and f in text}):
         problems.append(f"{name}: absolute path of the machine in the text: {m!r}")
-    loaded = [im["src"] for im in facts["images"] if im["width"] > 0]
-    for i, j in duplicate_images(loaded):
-        problems.append(f"{name}: figure shown twice (images {i + 1} and {j + 1} of the page)")
+    loaded = [(k, im["src"]) for k, im in enumerate(facts["images"]) if im["width"] > 0]
+    for i, j in duplicate_images([src for _, src in loaded]):
+        problems.append(f"{name}: figure shown twice (images {loaded[i][0] + 1} and {loaded[j][0] + 1} of the page)")
     return problems
