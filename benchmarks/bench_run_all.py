@@ -1,9 +1,11 @@
 """Wall time of ``./run_all.sh`` from scratch (fresh results directory), in total and per notebook.
 
-    python benchmarks/bench_run_all.py [--profile smoke]
+    python benchmarks/bench_run_all.py [--profile smoke] [--keep DIR]
 
-Writes ``results/benchmarks/run_all-<device>-<profile>.{json,png}``.  The per-notebook times come from the moments
-run_all.sh announces each notebook (environment set-up and HTML rendering are counted with the notebook before).
+Writes ``results/benchmarks/run_all-<device>-<profile>.{json,png}``.  The per-notebook times are the ones run_all.sh
+prints (``[run_all] <notebook>  <N> s``: execution and HTML rendering); ``overhead_s`` is the rest (environment
+check and record, keys).  ``--keep DIR`` runs into DIR (new or empty) and keeps the results, e.g. to look
+at the reports; otherwise a temporary folder is used and removed.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -23,33 +28,45 @@ sys.path.insert(0, str(PROJECT_ROOT))
 import t2i_lib  # noqa: E402
 from t2i_lib.utils.io import write_json  # noqa: E402
 
+LINE = re.compile(r"^\[run_all\] (\S+)\s+(\d+) s$")
+
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="smoke")
     ap.add_argument("--out", default=str(PROJECT_ROOT / "results" / "benchmarks"))
+    ap.add_argument("--keep", default="", help="results folder to run into and keep (new or empty)")
     a = ap.parse_args(argv)
-    marks: list[tuple[str, float]] = []
-    with tempfile.TemporaryDirectory(prefix="bench-run-all-") as tmp:
+    if a.keep and Path(a.keep).exists() and any(Path(a.keep).iterdir()):
+        ap.error(f"--keep {a.keep}: the folder is not empty (the benchmark runs from scratch)")
+    tmp = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="bench-run-all-"))
+    steps: list[dict] = []
+    try:
         env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
         env["T2I_PROGRESS"] = "off"
         t0 = time.time()
         p = subprocess.Popen(["bash", str(PROJECT_ROOT / "run_all.sh"), "--profile", a.profile, "--results-dir",
-                              str(Path(tmp) / a.profile)], cwd=PROJECT_ROOT, env=env, stderr=subprocess.PIPE,
+                              str(tmp / a.profile)], cwd=PROJECT_ROOT, env=env, stderr=subprocess.PIPE,
                              stdout=subprocess.DEVNULL, text=True)
         for line in p.stderr:
-            if line.startswith("[run_all] ") and "done in" not in line and "FAILED" not in line:
-                marks.append((line.split("] ", 1)[1].strip(), time.time() - t0))
+            sys.stderr.write(line)
+            m = LINE.match(line.strip())
+            if m:
+                steps.append({"notebook": m.group(1), "seconds": float(m.group(2))})
         rc = p.wait()
         total = time.time() - t0
+    finally:
+        if not a.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
     if rc != 0:
         print(f"run_all.sh failed (exit {rc})", file=sys.stderr)
         return rc
-    steps = [{"notebook": name, "start_s": s, "seconds": (marks[i + 1][1] if i + 1 < len(marks) else total) - s}
-             for i, (name, s) in enumerate(marks)]
     cpu = platform.processor() or platform.machine()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     rec = {"benchmark": "run_all", "profile": a.profile, "device": "cpu", "device_name": cpu,
-           "cpu_count": os.cpu_count(), "lib_version": t2i_lib.__version__, "total_s": total, "steps": steps,
+           "cpu_count": os.cpu_count(), "lib_version": t2i_lib.__version__, "total_s": total,
+           "overhead_s": total - sum(x["seconds"] for x in steps), "steps": steps, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+           "load_average_1min_at_end": load,
            "note": "from scratch: dataset, DAMSM, every GAN run, evaluation, tables, HTML; environment already set up"}
     out = Path(a.out)
     write_json(out / f"run_all-cpu-{a.profile}.json", rec)
