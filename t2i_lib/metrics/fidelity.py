@@ -282,6 +282,9 @@ def _file_has_classifier(path: str | os.PathLike) -> tuple[bool, str]:
     return True, ""
 
 
+_IS_REASONS_LOGGED: set = set()
+
+
 def is_available(weights_info: dict | None) -> tuple[bool, str | None]:
     """Whether IS can be computed with these weights; ``(False, reason)`` for the pool3-only converted file."""
     if weights_info is None:
@@ -530,7 +533,8 @@ def compute_fidelity(fake: Any, real: Any, weights_spec: str | os.PathLike | Non
     else:
         raise ValueError(f"feature_extractor must be {INCEPTION_EXTRACTOR!r} or {TINY_EXTRACTOR!r}, got {fe!r}")
     available, reason = is_available(winfo)
-    if isc and not available:
+    if isc and not available and reason not in _IS_REASONS_LOGGED:  # once per process: the tables carry it too
+        _IS_REASONS_LOGGED.add(reason)
         log.warning("%s", reason)
     do_isc = bool(isc and available)
 

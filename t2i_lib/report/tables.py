@@ -68,6 +68,31 @@ def decimals_for(values: Iterable, significant: int = 3) -> int:
     return int(min(6, max(0, significant - 1 - math.floor(math.log10(max(finite))))))
 
 
+def format_number(x, significant: int = 4) -> str:
+    """One number for a key/value table: integers (and integral floats) in full, other floats with ``significant``
+    significant digits, |x| < 1e-12 as 0 (floating-point noise), never ``-0``."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return str(x)
+    if isinstance(x, float) and not math.isfinite(x):
+        return "n/a" if math.isnan(x) else str(x)
+    if float(x).is_integer() and abs(x) < 1e15:
+        return str(int(x))
+    if abs(x) < 1e-12:
+        return "0"
+    if abs(x) >= 10 ** significant:
+        return f"{x:.0f}"
+    text = f"{x:.{significant}g}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text
+
+
+def format_values(mapping: dict, significant: int = 4):
+    """A pandas Series of ``mapping`` for display, numbers through :func:`format_number` (a column of mixed integers
+    and floats would otherwise print every value as a float with six decimals)."""
+    import pandas as pd
+
+    return pd.Series({k: format_number(v, significant) for k, v in mapping.items()}, dtype=object)
+
+
 def format_frame(rows, significant: int = 3):
     """A pandas DataFrame of ``rows`` (list of dicts, or a DataFrame) for display: every float column printed with
     the decimals that give its largest value ``significant`` digits (:func:`decimals_for`), missing values as
