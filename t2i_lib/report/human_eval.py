@@ -758,6 +758,9 @@ def summary_markdown(results: Mapping[str, Any]) -> str:
     if results["source"] == "simulated":
         lines += ["", "**These are simulated raters** (no answer files in `answers/`): the numbers check the "
                   "pipeline, they say nothing about the models."]
+        if results.get("simulation_check"):
+            lines.append("Each 95 % interval covers the simulated raters' true win rate with probability 0.95, so with "
+                         "several pairs of arms an occasional miss is expected:")
         for c in results.get("simulation_check") or []:
             lines.append(f"- simulated true win rate of {c['arm_a']} over {c['arm_b']}: {c['true_win_rate_a']:.2f}, "
                          f"estimated {_fmt(c['estimate'])} [{_fmt(c['ci95'][0])}, {_fmt(c['ci95'][1])}]: "
@@ -865,6 +868,17 @@ def screenshots(study_dir, out_dir, rater_id: str = "preview", kind: str = "cons
         log.warning("no screenshots of the study page: %s", reason)
         return {}
 
+    try:  # inside a Jupyter kernel an asyncio loop runs, where Playwright's sync API refuses to start
+        import asyncio
+
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as ex:
+            return ex.submit(screenshots, study_dir, out_dir, rater_id, kind, max_colors, missing_ok).result()
     url = (Path(study_dir).resolve() / "index.html").as_uri() + f"?rater={rater_id}"
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
