@@ -42,7 +42,7 @@ die() { echo "run_all.sh: $*" >&2; echo >&2; usage >&2; exit 2; }
 say() { echo "[run_all] $*" >&2; }
 
 NOTEBOOKS=(00_prepare_data 01_pretrain_damsm 02_train_gan 03_evaluate 04_paper_tables 05_semantic_consistency
-           06_study)
+           06_study 07_human_eval)
 GAN_EXPERIMENTS=(ssagan_baseline ssagan_f2r ssagan_f2f ssagan_both
                  style_attngan_baseline style_attngan_f2r style_attngan_f2f style_attngan_both)
 PROFILE="smoke"; RESULTS_DIR=""; ONLY=""; FORCE="False"; RERUN=0; DRY_RUN=0; DATASET="cub"; SEEDS="0"
@@ -194,7 +194,7 @@ for nb in "${NOTEBOOKS[@]}"; do
           visit "$nb" "$stem" -p EXPERIMENT "$exp" -p SEED "$seed" -p NPROC "$NPROC"
         done
       done ;;
-    03_evaluate|04_paper_tables|05_semantic_consistency|06_study)
+    03_evaluate|04_paper_tables|05_semantic_consistency|06_study|07_human_eval)
       visit "$nb" "$nb" -y "$EXP_YAML" ;;
     *)
       visit "$nb" "$nb" ;;

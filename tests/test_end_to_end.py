@@ -65,7 +65,7 @@ def test_run_all_smoke(smoke_results):
     assert r.returncode == 0, r.stderr[-3000:]
     # one line per notebook with its time, and no kernel or nbconvert notices
     lines = [l for l in r.stderr.splitlines() if l.startswith("[run_all] 0")]
-    assert len(lines) == 14 and all(re.search(r" \d+ s$", l) for l in lines), r.stderr[-3000:]
+    assert len(lines) == 15 and all(re.search(r" \d+ s$", l) for l in lines), r.stderr[-3000:]
     assert "without encryption" not in r.stderr and "Alternative text" not in r.stderr
     html = out / "reports" / "00_prepare_data.html"
     assert html.stat().st_size > 50_000
@@ -107,19 +107,27 @@ def test_run_all_smoke(smoke_results):
         assert (out / "figures" / f"05_side_by_side_{fam}.png").stat().st_size > 10_000
     study = (out / "study.md").read_text()
     assert "## Claim (a)" in study and "Limits of this testbed" in study and "inconclusive" in study  # one seed
-    for nb in ("03_evaluate", "04_paper_tables", "05_semantic_consistency", "06_study"):
+    for nb in ("03_evaluate", "04_paper_tables", "05_semantic_consistency", "06_study", "07_human_eval"):
         assert (out / "reports" / f"{nb}.html").stat().st_size > 50_000
+    # 07: the blinded study page, its screenshots (when a browser is installed) and simulated raters analysed
+    he = out / "human_eval"
+    assert (he / "study" / "index.html").is_file() and (he / "study_key.json").is_file()
+    assert json.loads((he / "results.json").read_text())["source"] == "simulated"
+    from t2i_lib.utils import browser
+
+    if browser.skip_reason() is None:
+        assert all(0 < (he / f"screenshot_{v}.png").stat().st_size < 200_000 for v in ("desktop", "phone"))
     # A second run with nothing changed skips every notebook (by key), in seconds, and touches nothing.
     report_time = html.stat().st_mtime_ns
     t0 = time.time()
     again = subprocess.run(["bash", str(ROOT / "run_all.sh"), "--results-dir", str(out)],
                            capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stderr.count("skipped: unchanged") == 14 and "0 notebook(s) run, 14 skipped" in again.stderr
+    assert again.stderr.count("skipped: unchanged") == 15 and "0 notebook(s) run, 15 skipped" in again.stderr
     assert time.time() - t0 < 60 and html.stat().st_mtime_ns == report_time
     plan = subprocess.run(["bash", str(ROOT / "run_all.sh"), "--results-dir", str(out), "--dry-run"],
                           capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=600)
-    assert plan.returncode == 0 and plan.stderr.count("up to date (would skip)") == 14, plan.stderr[-2000:]
+    assert plan.returncode == 0 and plan.stderr.count("up to date (would skip)") == 15, plan.stderr[-2000:]
     # --rerun executes again and reuses every run and metrics file; a stale metrics file of an older config of the
     # same experiment and seed (e.g. from before an upgrade) is not mixed into the tables and the study.
     stale = json.loads(next((out / "metrics").glob("ssagan_f2f-*.json")).read_text())

@@ -74,7 +74,7 @@ def test_smoke_reports_are_clean_in_a_browser(smoke_results, chromium):
     out, r, _ = smoke_results
     assert r.returncode == 0, r.stderr[-3000:]
     reports = sorted((out / "reports").glob("*.html"))
-    assert len(reports) == 14
+    assert len(reports) == 15
     problems = [p for html in reports
                 for p in browser.check_report(chromium, html, forbidden=[str(ROOT), str(out)])]
     assert problems == [], "\n".join(problems)

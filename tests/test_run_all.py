@@ -59,7 +59,7 @@ def test_dry_run_prints_the_whole_plan(tmp_path):
     r = _run_all("--dry-run", "--results-dir", str(out), "--seeds", "0,1")
     assert r.returncode == 0, r.stderr
     would = [l for l in r.stderr.splitlines() if "would run" in l and "notebook(s)" not in l]
-    assert len(would) == 2 + 8 * 2 + 4  # 00 and 01, 8 experiments x 2 seeds of 02, 03 to 06
+    assert len(would) == 2 + 8 * 2 + 5  # 00 and 01, 8 experiments x 2 seeds of 02, 03 to 07
     assert "02_train_gan-ssagan_f2f-s1" in r.stderr and "nothing missing" in r.stderr
     assert not out.exists()
     only = _run_all("--dry-run", "--results-dir", str(out), "--only", "04,06")
