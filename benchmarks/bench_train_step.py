@@ -49,26 +49,38 @@ def random_batch(cfg, n_images: int, sizes, two_captions: bool, vocab: int = 200
     return batch
 
 
-def bench(family: str, variant: str, profile: str, size: int, batch: int, repeats: int, device, pairing: str,
-          extra: dict | None = None, warmup: int = 1):
+def make_step(family: str, variant: str, profile: str, size: int, batch: int, device, pairing: str,
+              extra: dict | None = None):
+    """``(step(i), info)``: one real training step of ``family_variant`` on a fixed random batch (frozen random
+    DAMSM encoders of the profile's size), and a dict describing it."""
     over = {"data.image_size": size, "train.batch_size": batch, "train.f2f_pairing": pairing, **(extra or {})}
     cfg = C.resolve(f"{family}_{variant}", profile, over)
     fam = gan.get_family(family)
     modules, _ = fam.build(cfg)
     G, D = modules["G"].to(device), modules["D"].to(device)
-    opt_g = torch.optim.Adam(G.parameters(), cfg.train.lr_g, betas=fam.betas(cfg))
-    opt_d = torch.optim.Adam(D.parameters(), cfg.train.lr_d, betas=fam.betas(cfg))
+    opt_g, opt_d = gan.make_optimizers(cfg, G, D)
     if cfg.train.channels_last:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
-    G, D = gan.speed_wrappers(cfg, G, D)
+    G_fast, D_fast = gan.speed_wrappers(cfg, G, D)
     dm = cfg.damsm
     te = freeze(TextEncoder(200, dm.word_dim, dm.embedding_dim).to(device))
     ie = freeze(ImageEncoder(dm.backbone, dm.embedding_dim, dm.small_width, size).to(device))
-    ctx = gan.GanContext(cfg, device, te, ie, G, D, opt_g, opt_d)
+    ctx = gan.GanContext(cfg, device, te, ie, G_fast, D_fast, opt_g, opt_d)
     n_img = gan.images_per_loader_batch(cfg)
-    b = random_batch(cfg, n_img, fam.image_sizes(cfg), cfg.train.losses.f2f > 0)
+    b = random_batch(cfg, n_img, fam.image_sizes(cfg), cfg.captions_per_sample == 2)
     if cfg.train.channels_last:
         b["images"] = [x.contiguous(memory_format=torch.channels_last) for x in b["images"]]
+    fakes = n_img * cfg.captions_per_sample
+    info = {"image_size": size, "batch_size": batch, "real_images": n_img, "fakes_per_step": fakes,
+            "pairing": pairing, "flags": extra or {},
+            "parameters_G": sum(p.numel() for p in G.parameters()),
+            "parameters_D": sum(p.numel() for p in D.parameters())}
+    return (lambda i: fam.step(ctx, b, i)), info
+
+
+def bench(family: str, variant: str, profile: str, size: int, batch: int, repeats: int, device, pairing: str,
+          extra: dict | None = None, warmup: int = 1):
+    step, info = make_step(family, variant, profile, size, batch, device, pairing, extra)
     times = []
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -76,16 +88,14 @@ def bench(family: str, variant: str, profile: str, size: int, batch: int, repeat
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         t0 = time.perf_counter()
-        fam.step(ctx, b, i)
+        step(i)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     med = statistics.median(times)
-    fakes = n_img * (2 if cfg.train.losses.f2f > 0 else 1)
-    return {"family": family, "variant": variant, "image_size": size, "batch_size": batch, "real_images": n_img,
-            "fakes_per_step": fakes, "pairing": pairing, "flags": extra or {}, "median_step_s": med, "repeats_s": times,
-            "images_per_s": n_img / med, "fakes_per_s": fakes / med,
+    return {"family": family, "variant": variant, **info, "median_step_s": med, "repeats_s": times,
+            "images_per_s": info["real_images"] / med, "fakes_per_s": info["fakes_per_step"] / med,
             "peak_mem_gb": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None}
 
 

@@ -6,9 +6,12 @@ Commands:
   config  EXPERIMENT [--profile P] [--seed S] [--set key=value ...]   print the resolved config as JSON
   summary DIR                                                          statistics of a canonical dataset
   pretrain-damsm [--experiment damsm|damsm_cl] [--profile P] [--seed S] [--device D] [--set key=value ...]
-                 [--force] [--no-resume]                               DAMSM pretraining (resumes by default)
+                 [--which both|training|judge] [--force] [--no-resume]
+                                                                       DAMSM pretraining (resumes by default): the
+                                                                       training encoder and the evaluation encoder
   train-gan EXPERIMENT [--profile P] [--seed S] [--device D] [--set key=value ...] [--force] [--no-resume]
   train-gan EXPERIMENT --config CONFIG.json [--device D] [--force] [--no-resume]
+  learning-curve EXPERIMENT [--profile P] [--seed S] [--set key=value ...]   (every checkpoint evaluated)
                                                                        GAN training (pretrains DAMSM if missing);
                                                                        under torchrun on N processes
   evaluate EXPERIMENT [--profile P] [--seed S] [--device D] [--set key=value ...] [--force]
@@ -66,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     pre.add_argument("--experiment", default="damsm", help="damsm | damsm_cl | a GAN experiment (its DAMSM)")
     pre.add_argument("--profile", default="smoke")
     pre.add_argument("--seed", type=int, default=None, help="damsm.seed")
+    pre.add_argument("--which", default="both", choices=["both", "training", "judge"],
+                     help="the training encoder (damsm.seed), the evaluation encoder (eval.judge_seed) or both")
     pre.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the config's)")
     pre.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     pre.add_argument("--force", action="store_true", help="retrain from scratch")
@@ -89,6 +94,15 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default=None)
     ev.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     ev.add_argument("--force", action="store_true")
+
+    lc = sub.add_parser("learning-curve", help="train one run keeping every checkpoint, then evaluate each "
+                        "(JSON + figure under learning_curve/)")
+    lc.add_argument("experiment")
+    lc.add_argument("--profile", default="demo")
+    lc.add_argument("--seed", type=int, default=None)
+    lc.add_argument("--device", default=None)
+    lc.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    lc.add_argument("--force", action="store_true", help="re-evaluate checkpoints evaluated before")
 
     pl = sub.add_parser("plan", help="validate the data and print the full plan of a profile (no training)")
     pl.add_argument("--profile", default="paper")
@@ -144,17 +158,29 @@ def main(argv: list[str] | None = None) -> int:
             over = parse_cli_overrides(args.overrides)
             if args.seed is not None:
                 over["damsm.seed"] = args.seed
-            cfg = damsm_config_for(resolve(args.experiment, args.profile, over))
-            info, ddev = distributed.init(args.device or cfg.run.device)  # torchrun: join the process group
-            device = ddev or resolve_device(args.device or cfg.run.device)
-            s = pretrain_damsm(cfg, device, ensure_dataset(cfg), force=args.force, resume=not args.no_resume)
+            from .train.damsm import judge_config_for
+
+            full = resolve(args.experiment, args.profile, over)
+            cfgs = {"training": damsm_config_for(full)}
+            if args.which in ("both", "judge") and full.eval.judge and not full.eval.judge_encoder_path:
+                cfgs["judge"] = judge_config_for(full)
+            if args.which == "judge":
+                cfgs.pop("training")
+            if not cfgs:
+                raise ConfigError("nothing to pretrain: the judge is off (eval.judge) or given (eval.judge_encoder_path)")
+            first = next(iter(cfgs.values()))
+            info, ddev = distributed.init(args.device or first.run.device)  # torchrun: join the process group
+            device = ddev or resolve_device(args.device or first.run.device)
+            done = {role: pretrain_damsm(c, device, ensure_dataset(c), force=args.force, resume=not args.no_resume)
+                    for role, c in cfgs.items()}
             distributed.shutdown(info)
             if not info.is_main:
                 return 0
-            rp = s["r_precision_best"]
-            print(f"DAMSM {s['run_id']}: best epoch {s['best_epoch']}, real-image R-precision "
-                  f"{100 * rp['r_precision']:.1f} ± {100 * rp['r_precision_std']:.1f} % "
-                  f"({rp['n_candidates']} candidates, {rp['n_queries']} queries); {s['best_checkpoint']}")
+            for role, s in done.items():
+                rp = s["r_precision_best"]
+                print(f"DAMSM ({role} encoder) {s['run_id']}: best epoch {s['best_epoch']}, real-image R-precision "
+                      f"{100 * rp['r_precision']:.1f} ± {100 * rp['r_precision_std']:.1f} % "
+                      f"({rp['n_candidates']} candidates, {rp['n_queries']} test queries); {s['best_checkpoint']}")
         elif args.command == "train-gan":
             from .config import parse_cli_overrides, resolve
             from .data.prepare import ensure_dataset
@@ -193,6 +219,26 @@ def main(argv: list[str] | None = None) -> int:
             r = evaluate_gan(cfg, resolve_device(args.device or cfg.run.device), ensure_dataset(cfg), force=args.force)
             print(json.dumps({"run_id": r["run_id"], "metrics": {k: v for k, v in r["metrics"].items()
                                                                   if k != "is_unavailable_reason"}}, indent=2))
+        elif args.command == "learning-curve":
+            from .config import parse_cli_overrides, resolve
+            from .data.prepare import ensure_dataset
+            from .report import figures, learning_curve as lcm
+            from .train.damsm import ensure_encoders
+            from .train.gan import train_gan
+            from .utils.device import resolve_device
+
+            over = {"train.keep_checkpoints": 0, **parse_cli_overrides(args.overrides)}
+            cfg = resolve(args.experiment, args.profile, over, seed=args.seed)
+            device = resolve_device(args.device or cfg.run.device)
+            root = ensure_dataset(cfg)
+            ensure_encoders(cfg, device, root)
+            train_gan(cfg, device, root)
+            rec = lcm.learning_curve(cfg, device, root, force=args.force)
+            fig = figures.save(lcm.figure([rec], f"learning curve of {cfg.run_id}"),
+                               lcm.curve_dir(cfg) / f"{cfg.run_id}.png")
+            for p in rec["points"]:
+                print(json.dumps(p))
+            print(f"wrote {rec['_file']} and {fig}")
         elif args.command == "plan":
             from .plan import format_plan, paper_plan
 

@@ -50,7 +50,7 @@ class DataConfig:
     generator_seed: int = 0              # caption-shapes only: seed of the generator (not the run seed)
     n_captions: int = 10                 # caption-shapes: captions per image; cub 10 / coco 5 kept at prepare
     test_fraction: float = 0.2           # caption-shapes only
-    image_size: int = 64                 # final training resolution: 64 | 128 | 256
+    image_size: int = 64                 # final training resolution: 64 | 128 | 256 (32: the CPU demo)
     stored_size: int = 0                 # size images are stored at; 0 = image_size (synthetic), 304 (photos)
     max_words: int = 18                  # fixed caption length (reference TEXT.WORDS_NUM)
     long_caption_mode: str = "subsample"  # subsample (reference) | truncate
@@ -83,6 +83,8 @@ class DamsmConfig:
     ckpt_every: int = 50                 # epochs
     encoder_path: str = ""               # use an existing DAMSM checkpoint instead of pretraining
     seed: int = 0                        # seed of the pretraining run (one DAMSM shared by all GAN runs)
+    val_fraction: float = 0.1            # validation split carved from train (every 1/f-th, by class; seeded):
+    #                                      DAMSM checkpoint selection. 0 = select on the test split (old protocol)
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,11 @@ class ModelConfig:
     mapping_lr_mult: float = 0.01        # style-AttnGAN mapping lr multiplier
     r_num: int = 2                       # AttnGAN residual blocks per stage
     style_mixing: float = 0.9            # style-AttnGAN mixing probability
-    truncation_psi: float = 1.0          # style-AttnGAN sampling truncation (1 = none)
+    truncation_psi: float = 1.0          # style-AttnGAN truncation of evaluation samples (1 = none; metrics)
+    figure_truncation_psi: float = 1.0   # style-AttnGAN truncation of sample grids and figures (reference 0.7)
+    widths: str = "reference"            # SSA-GAN channel schedule: reference (256-px widths) | relative (small images)
+    mask_hidden: int = 100               # SSA-GAN mask-predictor hidden channels (reference 100)
+    cond_hidden: int = 256               # SSA-GAN SA-BN MLP width (reference 256)
 
 
 @dataclass(frozen=True)
@@ -120,16 +126,21 @@ class TrainConfig:
     beta1: float = 0.0
     beta2: float = 0.9
     losses: LossWeights = field(default_factory=LossWeights)
-    damsm_gamma1: float = 5.0            # gamma1 of the G-stage DAMSM term (SSA-GAN keeps config.py's 5.0)
+    damsm_gamma1: float = 5.0            # gamma1 of the G-stage DAMSM term (SSA-GAN 5; AttnGAN families 4)
     f2f_tau: float = 0.5
     f2r_tau: float = 0.5
-    f2f_pairing: str = "duplicate"       # duplicate (B images, 2B fakes, reference) | split (B/2 x 2 captions)
-    f2f_shared_noise: str = "per_image"  # per_image (one z per image) | per_position (reference behaviour)
+    caption_sets: str = "paired"         # paired: every arm trains on 2 captions per image (controlled ablation) |
+    #                                      auto: 2 only when f2f > 0 (the reference's single-caption baseline)
+    f2f_pairing: str = "duplicate"       # duplicate (B images x 2 captions, 2B fakes) | split (B/2 x 2 captions)
+    pair_noise: str = "independent"      # independent (own z per fake; reference after un-permuting) |
+    #                                      per_image (both fakes of an image share z) | per_position (reference rows)
+    adam: str = "default"                # default | foreach | fused (same update, fewer kernel launches)
     magp_weight: float = 2.0             # MA-GP k (SSA-GAN/DF-GAN)
     magp_power: float = 6.0              # MA-GP p
     ema: bool = False
     ema_decay: float = 0.999
     ckpt_every: int = 1000               # steps
+    keep_checkpoints: int = 3            # newest checkpoints kept on disk (0 = all, e.g. for a learning curve)
     sample_every: int = 500              # steps
     log_every: int = 50                  # steps
     skip_nonfinite: bool = False         # skip-and-count a step with a non-finite loss instead of stopping
@@ -154,6 +165,14 @@ class EvalConfig:
     feature_extractor: str = "inception-v3-compat"  # FID/KID features (torch-fidelity name; t2i-tiny for tests)
     attribute_epochs: int = 5            # training epochs of the attribute classifier (caption-shapes)
     save_png: bool = False               # write samples as PNG (else stream to the metrics)
+    # The judge: a second DAMSM (the evaluation encoder), pretrained like the training one but with its own seed,
+    # scores R-precision and the consistency gap; the training encoder's numbers are kept as the paper's protocol.
+    # eval.* is outside a GAN run's hash, so the judge never changes GAN run ids (only the metrics' eval hash).
+    judge: bool = True                   # False: no evaluation encoder (the *_judge metrics are None)
+    judge_seed: int = 1                  # damsm seed of the judge (must differ from damsm.seed)
+    judge_kind: str = "same"             # same (as the training encoder) | damsm | damsm_cl
+    judge_encoder_path: str = ""         # use an existing checkpoint as the judge instead of pretraining one
+    consistency_bootstrap: int = 1000    # bootstrap resamples (over groups) of the consistency gap's 95 % CI
 
 
 @dataclass(frozen=True)
@@ -162,6 +181,7 @@ class RunConfig:
     deterministic: bool = False
     device: str = "auto"                 # auto | cpu | cuda | cuda:N
     progress: str = "auto"               # auto | off
+    threads: int = 0                     # torch intra-op threads; 0 = torch's default (all cores)
     results_dir: str = ""                # "" = results/<profile>
 
 
@@ -189,14 +209,19 @@ class Config:
 
     @property
     def captions_per_sample(self) -> int:
-        """Two captions per image when fake-to-fake is on (or DAMSM+CL), else one."""
-        return 2 if self.train.losses.f2f > 0 else 1
+        """Two captions per image in every arm (``train.caption_sets="paired"``) or when fake-to-fake is on."""
+        return 2 if self.train.caption_sets == "paired" or self.train.losses.f2f > 0 else 1
 
 
 # ------------------------------------------------------------------------------------------------------------
 # Experiments and profiles (deltas)
 # ------------------------------------------------------------------------------------------------------------
 _VARIANT_LOSSES = {"baseline": {}, "f2r": {"f2r": 0.2}, "f2f": {"f2f": 0.2}, "both": {"f2f": 0.2, "f2r": 0.2}}
+# The four study arms train on the same two-caption batches (train.caption_sets="paired"), so they differ only in
+# the contrastive weights.  "baseline1cap" is the reference's baseline (one caption per image, as the published
+# baselines were trained), kept as its own named arm for reproducing published numbers.
+_VARIANT_EXTRA = {"baseline1cap": {"train": {"caption_sets": "auto"}}}
+VARIANT_LOSSES = {**_VARIANT_LOSSES, "baseline1cap": {}}
 _FAMILY_DELTAS: dict[str, dict] = {
     # SSA-GAN (REFERENCE.md §4): hinge + MA-GP, Adam 1e-4/4e-4 (0, 0.9), batch 24, DAMSM 0.05, no EMA.
     "ssagan": {"model": {"family": "ssagan", "ngf": 64, "ndf": 64},
@@ -205,19 +230,19 @@ _FAMILY_DELTAS: dict[str, dict] = {
     # Style-AttnGAN (§5.2): GF/DF 32, lr 0.002 (0.5, 0.999), batch 10, lambda 5 (CUB), EMA 0.999.
     "style_attngan": {"model": {"family": "style_attngan", "ngf": 32, "ndf": 32, "r_num": 2},
                       "train": {"batch_size": 10, "lr_g": 0.002, "lr_d": 0.002, "beta1": 0.5, "beta2": 0.999,
-                                "losses": {"damsm": 5.0}, "ema": True, "ema_decay": 0.999}},
+                                "losses": {"damsm": 5.0}, "ema": True, "ema_decay": 0.999, "damsm_gamma1": 4.0}},
     # AttnGAN (§5.1): GF/DF 32/64, lr 2e-4 (0.5, 0.999), batch 20, lambda 5 (CUB), EMA 0.999.
     "attngan": {"model": {"family": "attngan", "ngf": 32, "ndf": 64, "r_num": 2},
                 "train": {"batch_size": 20, "lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5, "beta2": 0.999,
-                          "losses": {"damsm": 5.0}, "ema": True, "ema_decay": 0.999}},
+                          "losses": {"damsm": 5.0}, "ema": True, "ema_decay": 0.999, "damsm_gamma1": 4.0}},
 }
 
 
 def _build_experiments() -> dict[str, dict]:
     exps: dict[str, dict] = {"damsm": {}, "damsm_cl": {"damsm": {"contrastive": True}}}
     for fam, fdelta in _FAMILY_DELTAS.items():
-        for var, losses in _VARIANT_LOSSES.items():
-            d = _merge(fdelta, {"train": {"losses": losses}})
+        for var, losses in VARIANT_LOSSES.items():
+            d = _merge(_merge(fdelta, {"train": {"losses": losses}}), _VARIANT_EXTRA.get(var, {}))
             exps[f"{fam}_{var}"] = d
             exps[f"{fam}_{var}_cub"] = _merge(d, {"data": {"dataset": "cub"}})
             coco = {"data": {"dataset": "coco", "n_captions": 5}, "train": {"epochs": 120}}  # §4.4, §5.1
@@ -234,22 +259,25 @@ PROFILES: dict[str, dict] = {
         "damsm": {"backbone": "small", "small_width": 16, "epochs": 2, "batch_size": 16, "ckpt_every": 1},
         "model": {"ngf": 8, "ndf": 8, "z_dim": 32, "w_dim": 32, "ca_dim": 32, "mapping_layers": 2, "r_num": 1},
         "train": {"epochs": 1, "max_steps": 6, "batch_size": 8, "ckpt_every": 3, "sample_every": 3,
-                  "log_every": 1},
+                  "log_every": 1, "keep_checkpoints": 1},
         "eval": {"n_samples": 48, "batch_size": 24, "kid_subset_size": 24, "r_precision_candidates": 10,
                  "r_precision_folds": 2, "consistency_images": 8, "attribute_epochs": 2},
         "run": {"deterministic": True, "device": "cpu"},
     },
-    # Synthetic, sized so the whole ablation (2 families x 4 variants x 3 seeds + plain AttnGAN) trains and is
-    # evaluated on 2 CPU cores in about an hour and a half (benchmarks/bench_train_step.py: SSA-GAN 1.3 s, Style-
-    # AttnGAN 0.7 s, AttnGAN 0.2 s per step at these widths).  The DAMSM (15 epochs, small CNN) is shared by all
-    # runs.  A GPU affords far more: scripts/gpu_study.py scales the steps to its budget.
+    # Synthetic and sized for 2 CPU cores: 32 px, the same blocks and losses with a demo-scale channel schedule
+    # (model.widths="relative": channels shrink with the image instead of keeping the 256-px network's), one
+    # thread per run so that two runs share the two cores, and a step count chosen from the learning curves in
+    # results/demo/learning_curve/ (benchmarks/profile_train_step.py shows where the step's time goes).  The four
+    # arms of a family train on the same two-caption batches (8 images x 2 captions) and the same noise.
     "demo": {
-        "data": {"dataset": "caption-shapes", "n_images": 12000, "image_size": 64},
+        "data": {"dataset": "caption-shapes", "n_images": 12000, "image_size": 32},
         "damsm": {"backbone": "small", "small_width": 32, "epochs": 15, "batch_size": 48, "ckpt_every": 5},
-        "model": {"ngf": 8, "ndf": 8, "z_dim": 64, "w_dim": 64, "ca_dim": 64, "mapping_layers": 4, "r_num": 1},
-        "train": {"epochs": 1, "max_steps": 140, "batch_size": 16, "f2f_pairing": "split", "ckpt_every": 70,
-                  "sample_every": 70, "log_every": 10},
-        "eval": {"n_samples": 240, "batch_size": 80, "kid_subset_size": 120, "consistency_images": 40},
+        "model": {"ngf": 16, "ndf": 16, "z_dim": 64, "w_dim": 64, "ca_dim": 64, "mapping_layers": 4, "r_num": 1,
+                  "widths": "relative", "mask_hidden": 32, "cond_hidden": 64},
+        "train": {"epochs": 1, "max_steps": 3000, "batch_size": 16, "f2f_pairing": "split", "adam": "foreach",
+                  "ckpt_every": 500, "sample_every": 500, "log_every": 25},
+        "eval": {"n_samples": 400, "batch_size": 100, "kid_subset_size": 200, "consistency_images": 60},
+        "run": {"threads": 1},
     },
     # The reproduction: real CUB/COCO, 256 px, paper widths and schedules, GPU(s).
     "paper": {
@@ -352,15 +380,26 @@ def validate(cfg: Config) -> Config:
     d, t, m, e, r, dm = cfg.data, cfg.train, cfg.model, cfg.eval, cfg.run, cfg.damsm
     _check_choice("profile", cfg.profile, PROFILE_NAMES)
     _check_choice("data.dataset", d.dataset, DATASETS)
-    _check_choice("data.image_size", d.image_size, (64, 128, 256))
+    _check_choice("data.image_size", d.image_size, (32, 64, 128, 256))
     _check_choice("data.long_caption_mode", d.long_caption_mode, ("subsample", "truncate"))
     _check_choice("data.on_bad_image", d.on_bad_image, ("raise", "skip"))
     _check_choice("model.family", m.family, FAMILIES)
     _check_choice("damsm.backbone", dm.backbone, ("small", "inception"))
     _check_choice("train.f2f_pairing", t.f2f_pairing, ("duplicate", "split"))
-    _check_choice("train.f2f_shared_noise", t.f2f_shared_noise, ("per_image", "per_position"))
+    _check_choice("train.pair_noise", t.pair_noise, ("independent", "per_image", "per_position"))
+    _check_choice("train.caption_sets", t.caption_sets, ("paired", "auto"))
+    _check_choice("train.adam", t.adam, ("default", "foreach", "fused"))
+    _check_choice("model.widths", m.widths, ("reference", "relative"))
+    if r.threads < 0:
+        raise ConfigError(f"run.threads must be >= 0 (0 = torch's default), got {r.threads}")
+    for k, v in {"model.mask_hidden": m.mask_hidden, "model.cond_hidden": m.cond_hidden}.items():
+        if v < 1:
+            raise ConfigError(f"{k} must be >= 1, got {v}")
     _check_choice("train.finite_check", t.finite_check, ("step", "log"))
     _check_choice("train.precision", t.precision, ("fp32", "bf16"))
+    _check_choice("eval.judge_kind", e.judge_kind, ("same", "damsm", "damsm_cl"))
+    if not 0 <= dm.val_fraction < 1:
+        raise ConfigError(f"damsm.val_fraction must be in [0, 1), got {dm.val_fraction}")
     if t.skip_nonfinite and t.finite_check != "step":
         raise ConfigError("train.skip_nonfinite=True needs train.finite_check='step' (a bad step can only be "
                           "skipped when each step is checked)")
@@ -377,6 +416,7 @@ def validate(cfg: Config) -> Config:
         if v < 1:
             raise ConfigError(f"{k} must be >= 1, got {v}")
     for k, v in {"data.num_workers": d.num_workers, "train.max_steps": t.max_steps,
+                 "train.keep_checkpoints": t.keep_checkpoints,
                  "data.stored_size": d.stored_size}.items():
         if v < 0:
             raise ConfigError(f"{k} must be >= 0, got {v}")
@@ -400,7 +440,7 @@ def validate(cfg: Config) -> Config:
     if d.dataset == "caption-shapes" and d.random_flip:
         raise ConfigError("data.random_flip=True with data.dataset='caption-shapes': flipping swaps left/right, so "
                           "images would contradict their captions' positions; keep random_flip=False")
-    if t.losses.f2f > 0 and t.f2f_pairing == "split" and t.batch_size % 2:
+    if cfg.captions_per_sample == 2 and t.f2f_pairing == "split" and t.batch_size % 2:
         raise ConfigError(f"train.f2f_pairing='split' needs an even train.batch_size (B/2 images x 2 captions), "
                           f"got {t.batch_size}")
     if t.batch_size < 2 and (t.losses.f2f > 0 or t.losses.f2r > 0):
@@ -454,7 +494,9 @@ def from_dict(d: dict) -> Config:
 
 
 # Keys that cannot change a result: left out of the hash so e.g. moving to a GPU keeps the run id.
-NON_SEMANTIC_KEYS = ("run.device", "run.progress", "run.results_dir", "data.num_workers", "eval.batch_size")
+NON_SEMANTIC_KEYS = ("run.device", "run.progress", "run.results_dir", "run.threads", "data.num_workers",
+                     "eval.batch_size",
+                     "train.keep_checkpoints")
 # What a run's product depends on, per kind of run.  A DAMSM run reads data/damsm/run and the R-precision protocol
 # it validates with; a GAN run reads everything but the evaluation protocol (metrics carry their own eval hash),
 # except the seed of its fixed-noise sample grids.  So changing e.g. demo's GAN epochs keeps the pretrained DAMSM,

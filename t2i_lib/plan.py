@@ -92,10 +92,12 @@ def paper_plan(profile: str = "paper", dataset: str = "cub", overrides: dict | N
     total = 0.0
     for c in cfgs:
         t = c.train
-        per_step_images = t.batch_size // 2 if (t.losses.f2f > 0 and t.f2f_pairing == "split") else t.batch_size
+        from .train.gan import images_per_loader_batch
+
+        per_step_images = images_per_loader_batch(c)
         steps_per_epoch = n_train // per_step_images
         steps = t.max_steps if t.max_steps > 0 else t.epochs * steps_per_epoch
-        fakes = per_step_images * (2 if t.losses.f2f > 0 else 1)
+        fakes = per_step_images * c.captions_per_sample
         ips, src, per_variant = _throughput(c.model.family, variant_of(c), c.data.image_size, t.batch_size,
                                             t.f2f_pairing)
         scale = 1.0 if per_variant else fakes / per_step_images

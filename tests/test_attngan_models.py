@@ -12,7 +12,7 @@ from t2i_lib.models.attngan import (AttnGANDiscriminator, AttnGANGenerator, CANe
                                     WordAttention, init_weights, kl_loss)
 from t2i_lib.models.layers import (Blur, EqualConv2d, EqualLinear, MinibatchStdDev, NoiseInjection, PixelNorm,
                                    StyleMod, count_parameters)
-from t2i_lib.models.style_attngan import (MappingNetwork, StyleAttnGANGenerator, StyleDiscriminator, StyledLayer,
+from t2i_lib.models.style_attngan import (MappingNetwork, style_discriminators, StyleAttnGANGenerator, StyleDiscriminator, StyledLayer,
                                           mapping_widths)
 
 B, Z, CA, COND, WORD, WDIM, T = 2, 8, 8, 16, 16, 8, 5
@@ -258,7 +258,8 @@ def test_generator_output_ignores_padded_word_features(family):
 def test_multiscale_outputs_and_discriminator_heads(family, size):
     torch.manual_seed(0)
     G = _tiny_attngan(size) if family == "attngan" else _tiny_style(size)
-    Ds = MultiScaleDiscriminator(size, ndf=4, cond_dim=COND, style=family == "style")
+    Ds = (style_discriminators(size, ndf=4, cond_dim=COND) if family == "style"
+          else MultiScaleDiscriminator(size, ndf=4, cond_dim=COND))
     z, s, words, mask = _inputs()
     with torch.set_grad_enabled(size == 128):  # backward checked once per family (keeps the test fast)
         images, ex = G(z, s, words, mask, return_extras=True)
@@ -346,7 +347,7 @@ def test_parameter_counts_paper_configuration():
         Ds = MultiScaleDiscriminator(256, ndf=64, cond_dim=256)
         SG = StyleAttnGANGenerator(image_size=256, ngf=32, z_dim=100, ca_dim=100, cond_dim=256, word_dim=256,
                                    w_dim=100, mapping_layers=8, mapping_lr_mult=0.01)
-        SDs = MultiScaleDiscriminator(256, ndf=32, cond_dim=256, style=True)
+        SDs = style_discriminators(256, ndf=32, cond_dim=256)
     g, ds = count_parameters(G), [count_parameters(d) for d in Ds]
     sg, sds = count_parameters(SG), [count_parameters(d) for d in SDs]
     print(f"\nAttnGAN CUB (GF 32, DF 64, R_NUM 2, 256 px): G {g:,}; Ds {ds[0]:,} + {ds[1]:,} + {ds[2]:,} = {sum(ds):,}")

@@ -21,8 +21,38 @@ def test_variants_are_loss_weights_as_data():
     assert C.resolve("ssagan_f2r").train.losses.as_dict() == {"damsm": 0.05, "f2f": 0.0, "f2r": 0.2}
     both = C.resolve("style_attngan_both")
     assert both.train.losses.f2f == 0.2 and both.train.losses.f2r == 0.2 and both.model.family == "style_attngan"
-    assert C.resolve("ssagan_f2f").captions_per_sample == 2
-    assert C.resolve("ssagan_f2r").captions_per_sample == 1
+    # every study arm trains on two captions per image; only the reference's single-caption baseline on one
+    assert all(C.resolve(f"ssagan_{v}").captions_per_sample == 2 for v in ("baseline", "f2r", "f2f", "both"))
+    assert C.resolve("ssagan_baseline1cap").captions_per_sample == 1
+    assert C.resolve("ssagan_f2f", overrides={"train.caption_sets": "auto"}).captions_per_sample == 2
+    assert C.resolve("ssagan_f2r", overrides={"train.caption_sets": "auto"}).captions_per_sample == 1
+
+
+def test_study_arms_differ_only_in_the_contrastive_weights():
+    """Within a family and profile, the resolved configs of the four arms are equal once the f2f/f2r weights are
+    set aside (the experiment name aside)."""
+    for fam in ("ssagan", "style_attngan", "attngan"):
+        for prof in ("smoke", "demo", "paper"):
+            dicts = []
+            for v in ("baseline", "f2r", "f2f", "both"):
+                d = C.resolve(f"{fam}_{v}", prof).to_dict()
+                d.pop("experiment")
+                d["train"]["losses"].pop("f2f")
+                d["train"]["losses"].pop("f2r")
+                dicts.append(d)
+            assert all(d == dicts[0] for d in dicts[1:]), (fam, prof)
+
+
+def test_demo_scale_widths():
+    from t2i_lib.models.ssagan import discriminator_channels, generator_channels
+
+    assert generator_channels(256, 1, "relative") == generator_channels(256, 1) == [8, 8, 8, 8, 4, 2, 1]
+    assert discriminator_channels(256, 1, "relative") == discriminator_channels(256, 1)
+    assert generator_channels(64, 1) == [8, 8, 8, 8, 4] and generator_channels(64, 1, "relative") == [8, 8, 4, 2, 1]
+    assert generator_channels(32, 1, "relative") == [8, 4, 2, 1]
+    assert discriminator_channels(32, 1, "relative") == [1, 2, 4, 8] and discriminator_channels(64, 1)[0] == 4
+    with pytest.raises(C.ConfigError, match="model.widths"):
+        C.resolve("ssagan_f2f", "smoke", {"model.widths": "tiny"})
 
 
 def test_profiles_are_deltas():

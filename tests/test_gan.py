@@ -1,5 +1,6 @@
 """The shared GAN trainer with SSA-GAN: loss variants as data, pairing, gradients, artefacts, resume."""
 
+import dataclasses
 import json
 import math
 
@@ -9,6 +10,7 @@ import torch
 from t2i_lib import config as C
 from t2i_lib.train import checkpoint as ck
 from t2i_lib.train import gan
+from t2i_lib.train.families import ssagan as ssagan_family
 
 
 @pytest.fixture(scope="module")
@@ -33,20 +35,23 @@ def _cfg(setup, exp="ssagan_baseline", **over):
     return C.resolve(exp, "smoke", {**base, **over})
 
 
-@pytest.mark.parametrize("variant", ["baseline", "f2r", "f2f", "both"])
+@pytest.mark.parametrize("variant", ["baseline", "f2r", "f2f", "both", "baseline1cap"])
 def test_each_variant_trains_and_writes_artefacts(setup, variant):
     cfg = _cfg(setup, f"ssagan_{variant}")
     s = gan.train_gan(cfg, torch.device("cpu"), setup[1])
     run = gan.run_dir_for(cfg)
     stats = [json.loads(l) for l in (run / "stats.jsonl").read_text().splitlines()]
     assert [r["step"] for r in stats] == [1, 2]
-    want = {"baseline": set(), "f2r": {"g_f2r"}, "f2f": {"g_f2f"}, "both": {"g_f2f", "g_f2r"}}[variant]
+    want = {"baseline": set(), "f2r": {"g_f2r"}, "f2f": {"g_f2f"}, "both": {"g_f2f", "g_f2r"},
+            "baseline1cap": set()}[variant]
     got = {k for k in stats[-1] if k in ("g_f2f", "g_f2r")}
     assert got == want
     assert all(math.isfinite(v) for r in stats for k, v in r.items() if isinstance(v, float))
     assert (run / "samples" / "fakes_000002.png").stat().st_size > 500
     assert (run / "checkpoints" / "ckpt_000002.pt").is_file() and (run / "summary.json").is_file()
-    assert s["images_per_step"] == (8 if variant in ("f2f", "both") else 4)  # duplicate pairing: 2B fakes
+    # every study arm trains on B images x 2 captions (duplicate pairing: 2B fakes); the reference's single-caption
+    # baseline on B images x 1 caption
+    assert s["images_per_step"] == (4 if variant == "baseline1cap" else 8)
     c = ck.load(s["checkpoint"], expect={"kind": "gan", "family": "ssagan", "config_hash": cfg.hash})
     assert set(c["state"]) == {"G", "D"} and set(c["optim"]) == {"G", "D"}
     G, meta = gan.load_generator(s["checkpoint"], "cpu")
@@ -63,24 +68,114 @@ def test_split_pairing_generates_batch_size_fakes_paired_by_image(setup, monkeyp
         seen.append(([f.shape[0] for f in fakes], real.shape[0], [s[1].shape[0] for s in sets_emb]))
         return real_terms(ctx, fakes, real, sets_emb, class_ids)
 
-    monkeypatch.setattr(gan, "encoder_terms", spy)
+    monkeypatch.setattr(ssagan_family, "encoder_terms", spy)
     s = gan.train_gan(cfg, torch.device("cpu"), setup[1], force=True)
     assert seen == [([2, 2], 2, [2, 2])]  # B/2 images x 2 captions = B fakes, pair k of set 1 <-> k of set 2
     assert s["images_per_step"] == 4
 
 
-def test_noise_sharing_per_image_and_reference_per_position():
-    cfg = C.resolve("ssagan_f2f", "smoke")
+def test_noise_independent_by_default_per_image_and_reference_per_position():
     lens1, lens2 = torch.tensor([3, 9, 5]), torch.tensor([9, 3, 5])
     sets = [(None, lens1), (None, lens2)]
-    z1, z2 = gan.noise_for_sets(cfg, 3, 4, step=0, sets=sets, device="cpu")
+    cfg = C.resolve("ssagan_f2f", "smoke")
+    assert cfg.train.pair_noise == "independent"
+    i1, i2 = gan.noise_for_sets(cfg, 3, 4, step=0, sets=sets, device="cpu")
+    assert not torch.isclose(i1, i2).any()  # every fake its own z
+    cfg_img = C.resolve("ssagan_f2f", "smoke", {"train.pair_noise": "per_image"})
+    z1, z2 = gan.noise_for_sets(cfg_img, 3, 4, step=0, sets=sets, device="cpu")
     assert torch.equal(z1, z2)  # per image: both captions of an image share z
-    cfg_ref = C.resolve("ssagan_f2f", "smoke", {"train.f2f_shared_noise": "per_position"})
+    assert torch.equal(z1, i1)  # the first set's noise is the same under every schedule
+    cfg_ref = C.resolve("ssagan_f2f", "smoke", {"train.pair_noise": "per_position"})
     r1, r2 = gan.noise_for_sets(cfg_ref, 3, 4, step=0, sets=sets, device="cpu")
     # reference: noise row k goes with the k-th caption of each length-sorted set
     assert torch.equal(r1[1], z1[0]) and torch.equal(r1[2], z1[1]) and torch.equal(r1[0], z1[2])
     assert torch.equal(r2[0], z1[0]) and torch.equal(r2[2], z1[1]) and torch.equal(r2[1], z1[2])
-    assert not torch.equal(gan.noise_for_sets(cfg, 3, 4, 1, sets, "cpu")[0], z1)  # new noise each step
+    assert not torch.equal(gan.noise_for_sets(cfg, 3, 4, 1, sets, "cpu")[0], i1)  # new noise each step
+    # the noise depends on (seed, step) only: the same for every arm
+    for v in ("baseline", "f2r", "both"):
+        a1, a2 = gan.noise_for_sets(C.resolve(f"ssagan_{v}", "smoke"), 3, 4, 0, sets, "cpu")
+        assert torch.equal(a1, i1) and torch.equal(a2, i2)
+
+
+def _record_steps(setup, monkeypatch, exp, **over):
+    """Train 2 steps of ``exp``; return per step the batch tensors and noise it drew, and the final weights."""
+    from t2i_lib.train.families import ssagan as fam_mod
+
+    seen = []
+    real_noise = fam_mod.noise_for_sets
+
+    def noise_spy(cfg, n, z_dim, step, sets, device, info=None):
+        zs = real_noise(cfg, n, z_dim, step, sets, device, info) if info else \
+            real_noise(cfg, n, z_dim, step, sets, device)
+        seen.append({"step": step, "z": [z.clone() for z in zs],
+                     "captions": [c.clone() for c, _ in sets], "lens": [l.clone() for _, l in sets]})
+        return zs
+
+    real = gan.FAMILIES["ssagan"]
+
+    def step_spy(ctx, batch, step):
+        seen.append({"step": step, "images": batch["images"][-1].clone(), "class_id": batch["class_id"].clone()})
+        return real.step(ctx, batch, step)
+
+    monkeypatch.setattr(fam_mod, "noise_for_sets", noise_spy)
+    monkeypatch.setitem(gan.FAMILIES, "ssagan", dataclasses.replace(real, step=step_spy))
+    cfg = _cfg(setup, exp, **{"train.max_steps": 2, "train.ckpt_every": 2, **over})
+    s = gan.train_gan(cfg, torch.device("cpu"), setup[1], force=True)
+    state = ck.load(s["checkpoint"])["state"]
+    monkeypatch.undo()
+    return seen, state
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, torch.Tensor):
+        return torch.equal(a, b)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+def test_the_four_arms_see_identical_batches_and_noise(setup, monkeypatch):
+    """The controlled ablation: every arm of a family draws the same images, caption sets and noise at every step,
+    and with both contrastive weights at 0 the four arms end with bit-identical weights (nothing but the weights
+    tells them apart)."""
+    runs = {v: _record_steps(setup, monkeypatch, f"ssagan_{v}") for v in ("baseline", "f2r", "f2f", "both")}
+    base_seen, base_state = runs["baseline"]
+    assert len(base_seen) == 4 and len(base_seen[1]["captions"]) == 2  # 2 steps x (batch, noise); 2 caption sets
+    for v, (seen, _) in runs.items():
+        assert _same(seen, base_seen), v
+    zeroed = {v: _record_steps(setup, monkeypatch, f"ssagan_{v}",
+                               **{"train.losses.f2f": 0.0, "train.losses.f2r": 0.0})[1] for v in ("f2r", "f2f", "both")}
+    for v, state in zeroed.items():
+        assert _same(state, base_state), v
+    assert not _same(runs["both"][1], base_state)  # the weights do matter when they are not 0
+
+
+def test_single_caption_reference_baseline_is_its_own_arm():
+    cfg = C.resolve("ssagan_baseline1cap", "smoke")
+    assert cfg.captions_per_sample == 1 and cfg.train.caption_sets == "auto"
+    assert C.resolve("ssagan_baseline", "smoke").captions_per_sample == 2
+    assert C.resolve("ssagan_baseline1cap", "smoke", {"train.f2f_pairing": "split"}).captions_per_sample == 1
+    from t2i_lib.metrics.evaluate import variant_of
+
+    assert variant_of(cfg) == "baseline1cap" and variant_of(C.resolve("ssagan_baseline", "smoke")) == "baseline"
+
+
+def test_damsm_gamma1_per_family():
+    assert C.resolve("ssagan_f2f", "paper").train.damsm_gamma1 == 5.0
+    assert C.resolve("attngan_f2f", "paper").train.damsm_gamma1 == 4.0
+    assert C.resolve("style_attngan_both_coco", "paper").train.damsm_gamma1 == 4.0
+
+
+@pytest.mark.parametrize("impl", ["foreach", "fused"])
+def test_adam_implementations_give_the_default_update(setup, impl):
+    plain = _losses(setup, "ssagan_both")
+    fast = _losses(setup, "ssagan_both", **{"train.adam": impl})
+    for a, b in zip(plain, fast):
+        for k in TERMS:
+            if k in a:
+                assert math.isclose(a[k], b[k], rel_tol=1e-5, abs_tol=1e-6), (impl, k, a[k], b[k])
 
 
 def test_contrastive_gradients_reach_G_not_frozen_encoders(setup):
@@ -90,7 +185,7 @@ def test_contrastive_gradients_reach_G_not_frozen_encoders(setup):
     cfg = _cfg(setup, "ssagan_both", **{"train.losses.damsm": 0.0})
     ds = CaptionDataset(setup[1], "train", (64,), 2)
     te, ie, _ = load_encoders(encoder_path(cfg), "cpu")
-    modules, _ = gan.ssagan_build(cfg)
+    modules, _ = ssagan_family.build(cfg)
     G = modules["G"]
     with torch.no_grad():  # open the residual gates so the sentence matters
         for b in G.blocks:
@@ -138,7 +233,8 @@ def test_resume_continues_from_saved_step_bitwise(setup):
 
 def _nan_at_step_1(monkeypatch, term: str) -> None:
     """Make the SSA-GAN step report a NaN ``term`` at step 1."""
-    real_step = gan.FAMILIES["ssagan"].step
+    real = gan.FAMILIES["ssagan"]
+    real_step = real.step
 
     def bad_step(ctx, batch, step):
         out = real_step(ctx, batch, step)
@@ -146,7 +242,7 @@ def _nan_at_step_1(monkeypatch, term: str) -> None:
             out[term] = torch.tensor(float("nan"))
         return out
 
-    monkeypatch.setitem(gan.FAMILIES, "ssagan", gan.Family("ssagan", gan.ssagan_build, bad_step, gan.ssagan_generate))
+    monkeypatch.setitem(gan.FAMILIES, "ssagan", dataclasses.replace(real, step=bad_step))
 
 
 def test_nonfinite_loss_stops_with_term_and_step_or_is_skipped(setup, monkeypatch):

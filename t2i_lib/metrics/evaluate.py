@@ -2,7 +2,15 @@
 attribute accuracy; write ``results/<profile>/metrics/<run_id>.json``.
 
 Every number is traced: the JSON records the run's config and hash, the library version, the seed, and the
-protocol (sample count, reference split and size, feature extractor and weights hash, DAMSM encoder).
+protocol (sample count, reference split and size, feature extractor and weights hash, DAMSM encoders).  Paths in
+it are relative to the results directory (``results/<profile>/``), so a copied results directory stays readable.
+
+Two DAMSM encoders score a run.  The *training encoder* (the one the G loss and the contrastive losses used)
+gives ``r_precision`` and ``consistency_gap_damsm``: the paper's protocol, kept for comparison with published
+numbers, but it is player and referee.  The *evaluation encoder* (the judge: same data and settings, its own seed,
+selected on the validation split; :func:`t2i_lib.train.damsm.judge_config_for`) gives ``r_precision_judge`` and
+``consistency_gap_judge``.  Generated images are always produced with the training encoder's text features (the
+generator's conditioning).  On the synthetic data the attribute classifier is the primary judge.
 """
 
 from __future__ import annotations
@@ -22,14 +30,28 @@ from ..utils.io import canonical_json, read_json, sha256_hex, write_json
 log = logging.getLogger(__name__)
 
 
+def _rel(path, root: Path) -> str | None:
+    """``path`` relative to the results directory ``root`` when it lies inside it (else as given)."""
+    if path is None:
+        return None
+    p = Path(path)
+    try:
+        return p.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(p)
+
+
 def metrics_path(cfg: Config) -> Path:
     return paths.profile_dir(cfg.profile, cfg.run.results_dir) / "metrics" / f"{cfg.run_id}.json"
 
 
 def variant_of(cfg: Config) -> str:
+    """baseline | f2r | f2f | both from the loss weights; ``baseline1cap`` for the reference's single-caption
+    baseline (``train.caption_sets="auto"`` without contrastive terms)."""
     w = cfg.train.losses
-    return {(False, False): "baseline", (False, True): "f2r", (True, False): "f2f", (True, True): "both"}[
+    v = {(False, False): "baseline", (False, True): "f2r", (True, False): "f2f", (True, True): "both"}[
         (w.f2f > 0, w.f2r > 0)]
+    return f"{v}1cap" if cfg.captions_per_sample == 1 and v == "baseline" else v
 
 
 def _eval_hash(cfg: Config) -> str:
@@ -67,19 +89,25 @@ def attribute_classifier(cfg: Config, dataset_root: str | Path, device):
 
 
 def evaluate_gan(cfg: Config, device, dataset_root: str | Path, force: bool = False,
-                 progress: bool | str = "auto") -> dict[str, Any]:
-    """Evaluate the finished run of ``cfg``; reuses its metrics JSON when config and eval settings match."""
+                 progress: bool | str = "auto", checkpoint: str | Path | None = None,
+                 out_path: str | Path | None = None) -> dict[str, Any]:
+    """Evaluate the finished run of ``cfg``; reuses its metrics JSON when config and eval settings match.
+
+    ``checkpoint`` evaluates another checkpoint of the run (e.g. an intermediate one, for a learning curve) and
+    ``out_path`` writes its metrics elsewhere than the run's metrics file."""
     from ..data.dataset import CaptionDataset, read_manifest
-    from ..train.damsm import encoder_path, load_encoders
+    from ..train.damsm import encoder_path, ensure_judge, load_encoders
     from ..train.gan import get_family, load_generator, run_dir_for
     from . import fidelity
     from .consistency import (ATTRIBUTE_ACCURACY, attribute_accuracy, consistency_plan, consistency_scores,
                               generated_groups)
+
+    results_root = paths.profile_dir(cfg.profile, cfg.run.results_dir)
     from .r_precision import r_precision, sentence_table
     from .sampling import eval_plan, generate, to_uint8
 
     e, d = cfg.eval, cfg.data
-    out_path = metrics_path(cfg)
+    out_path = Path(out_path) if out_path else metrics_path(cfg)
     if out_path.exists() and not force:
         old = read_json(out_path)
         if old.get("config_hash") == cfg.hash and old.get("eval_hash") == _eval_hash(cfg):
@@ -93,17 +121,24 @@ def evaluate_gan(cfg: Config, device, dataset_root: str | Path, force: bool = Fa
     t0 = time.time()
     prog = ("auto" if cfg.run.progress == "auto" else False) if progress == "auto" else progress
     fam = get_family(cfg.model.family)
-    G, gmeta = load_generator(summary["checkpoint"], device)
+    G, gmeta = load_generator(checkpoint or summary["checkpoint"], device)
     test = CaptionDataset(dataset_root, "test", (d.image_size,), 1, d.max_words, "truncate", cfg.run.seed)
     text_enc, image_enc, enc_meta = load_encoders(encoder_path(cfg), device, vocab_hash=test.vocab.hash)
+    judge_path = ensure_judge(cfg, device, dataset_root)
+    judge = load_encoders(judge_path, device, vocab_hash=test.vocab.hash) if judge_path is not None else None
+    for meta in (enc_meta, judge[2] if judge else None):
+        if meta is not None:
+            meta["path"] = _rel(meta["path"], results_root)
 
     # 1. Samples for FID/KID, R-precision and attribute accuracy.
     items, caps = eval_plan(test, e.n_samples, e.eval_seed)
-    fakes, codes = [], []
+    fakes, codes, jcodes = [], [], []
     with torch.no_grad():
         for imgs in generate(G, fam.generate, text_enc, test, items, caps, fam.noise_dim(cfg), e.eval_seed, device,
                              e.batch_size, progress=prog):
             codes.append(image_enc(imgs.to(device))[1].float().cpu())
+            if judge:
+                jcodes.append(judge[1](imgs.to(device))[1].float().cpu())
             fakes.append(to_uint8(imgs))
     fakes_u8, codes_t = torch.cat(fakes), torch.cat(codes)
     png_dir = None
@@ -119,6 +154,11 @@ def evaluate_gan(cfg: Config, device, dataset_root: str | Path, force: bool = Fa
     folds = max(1, min(e.r_precision_folds, len(items) // 2))
     rp = r_precision(codes_t, items, caps, table, offsets, test.class_ids, e.r_precision_candidates, folds,
                      e.eval_seed, e.r_precision_off_by_one)
+    rp_judge = {"r_precision": None, "r_precision_std": None}
+    if judge:  # the same queries and candidates, scored by the held-out encoder
+        jtable, joffsets = sentence_table(judge[0], test, device, seed=e.eval_seed)
+        rp_judge = r_precision(torch.cat(jcodes), items, caps, jtable, joffsets, test.class_ids,
+                               e.r_precision_candidates, folds, e.eval_seed, e.r_precision_off_by_one)
 
     # 3. FID / KID (IS when the classifier exists) against the real test split at the training resolution.
     def reals():  # loaded only when the cached real statistics are missing
@@ -143,11 +183,18 @@ def evaluate_gan(cfg: Config, device, dataset_root: str | Path, force: bool = Fa
         sib, unrel = generated_groups(gen_batch, plan, fam.noise_dim(cfg), e.eval_seed)
         g, k = sib.shape[:2]
         flat = torch.cat([sib.flatten(0, 1), unrel.flatten(0, 1)])
-        damsm_f = torch.cat([image_enc(flat[i:i + 64].to(device))[1].float().cpu() for i in range(0, len(flat), 64)])
-        inc_f = fidelity.extract_features(to_uint8(flat), feature_extractor=e.feature_extractor,
-                                          weights_path=weights["path"] if weights else None, device=device)
-    cons_damsm = consistency_scores(damsm_f[:g * k].reshape(g, k, -1), damsm_f[g * k:].reshape(g, k, -1))
-    cons_inc = consistency_scores(inc_f[:g * k].reshape(g, k, -1), inc_f[g * k:].reshape(g, k, -1))
+        feats = {"damsm": torch.cat([image_enc(flat[i:i + 64].to(device))[1].float().cpu()
+                                     for i in range(0, len(flat), 64)])}
+        if judge:
+            feats["judge"] = torch.cat([judge[1](flat[i:i + 64].to(device))[1].float().cpu()
+                                        for i in range(0, len(flat), 64)])
+        feats["inception"] = fidelity.extract_features(to_uint8(flat), feature_extractor=e.feature_extractor,
+                                                       weights_path=weights["path"] if weights else None,
+                                                       device=device)
+    cons = {name: consistency_scores(f[:g * k].reshape(g, k, -1), f[g * k:].reshape(g, k, -1), center="pooled",
+                                     n_boot=e.consistency_bootstrap, seed=e.eval_seed)
+            for name, f in feats.items()}
+    none = {"gap": None, "gap_ci95": None, "gap_raw": None, "sibling_sim": None, "unrelated_sim": None}
 
     # 5. Attribute accuracy (synthetic data only).
     attr: dict[str, Any] = {ATTRIBUTE_ACCURACY: None}
@@ -161,6 +208,7 @@ def evaluate_gan(cfg: Config, device, dataset_root: str | Path, force: bool = Fa
                  for i in range(0, len(fl), 256)]
         n = sum(p["n_checks"] for p in parts)
         attr = {ATTRIBUTE_ACCURACY: sum(p[ATTRIBUTE_ACCURACY] * p["n_checks"] for p in parts) / max(n, 1),
+                "chance": sum(p["chance"] * p["n_checks"] for p in parts) / max(n, 1),
                 "per_attribute": {a: float(np.mean([p["per_attribute"].get(a, np.nan) for p in parts]))
                                   for a in test.attribute_schema}, "n_checks": n}
 
@@ -168,23 +216,34 @@ def evaluate_gan(cfg: Config, device, dataset_root: str | Path, force: bool = Fa
                fidelity.KID_STD: fid[fidelity.KID_STD], fidelity.IS_MEAN: fid.get(fidelity.IS_MEAN),
                fidelity.IS_STD: fid.get(fidelity.IS_STD), "is_unavailable_reason": fid.get("is_unavailable_reason"),
                "r_precision": rp["r_precision"], "r_precision_std": rp["r_precision_std"],
-               "consistency_gap_damsm": cons_damsm["gap"], "sibling_sim_damsm": cons_damsm["sibling_sim"],
-               "unrelated_sim_damsm": cons_damsm["unrelated_sim"],
-               "consistency_gap_inception": cons_inc["gap"], "sibling_sim_inception": cons_inc["sibling_sim"],
-               "unrelated_sim_inception": cons_inc["unrelated_sim"],
-               "attribute_accuracy": attr[ATTRIBUTE_ACCURACY], "attribute_accuracy_per": attr.get("per_attribute")}
+               "r_precision_judge": rp_judge["r_precision"], "r_precision_judge_std": rp_judge["r_precision_std"],
+               "attribute_accuracy": attr[ATTRIBUTE_ACCURACY], "attribute_accuracy_chance": attr.get("chance"),
+               "attribute_accuracy_per": attr.get("per_attribute")}
+    for name in ("damsm", "judge", "inception"):
+        c = cons.get(name, none)
+        metrics.update({f"consistency_gap_{name}": c["gap"], f"consistency_gap_{name}_ci95": c["gap_ci95"],
+                        f"consistency_gap_{name}_raw": c["gap_raw"], f"sibling_sim_{name}": c["sibling_sim"],
+                        f"unrelated_sim_{name}": c["unrelated_sim"]})
     protocol = {"n_samples": int(e.n_samples), "reference": f"real test split ({len(test)} images)",
                 "image_size": d.image_size, "noise": f"N(0, I), seed eval_seed + sample index ({e.eval_seed})",
                 "captions": "passes over the test split, one seeded caption per image per pass (truncated)",
                 "fidelity": fid.get("protocol"), "r_precision": {k: rp[k] for k in ("n_candidates", "n_folds",
                                                                                     "fold_size", "off_by_one")},
-                "damsm_encoder": enc_meta, "generator_weights": gmeta["weights"],
-                "consistency": {"groups": int(g), "captions_per_group": int(k), "noise": "shared within a group"},
-                "attribute_classifier": clf_report, "samples_png": str(png_dir) if png_dir else None}
+                "damsm_encoder": enc_meta, "judge_encoder": judge[2] if judge else None,
+                "r_precision_encoders": {"r_precision": "training encoder (the paper's protocol)",
+                                         "r_precision_judge": "held-out evaluation encoder"},
+                "sample": "test items in class-interleaved order (seeded by eval_seed), the same for every arm",
+                "generator_weights": gmeta["weights"],
+                "consistency": {"groups": int(g), "captions_per_group": int(k), "noise": "shared within a group",
+                                "calibration": "cosines of features centred by the mean of the evaluated images "
+                                               "(sibling and unrelated sets pooled); *_raw: uncentred",
+                                "ci": f"bootstrap over groups, {e.consistency_bootstrap} resamples, 95 %"},
+                "attribute_classifier": clf_report, "samples_png": _rel(png_dir, results_root)}
     rec = {"run_id": cfg.run_id, "kind": "gan", "experiment": cfg.experiment, "family": cfg.model.family,
            "variant": variant_of(cfg), "profile": cfg.profile, "dataset": d.dataset, "seed": cfg.run.seed,
            "config_hash": cfg.hash, "eval_hash": _eval_hash(cfg), "lib_version": __version__,
-           "metrics": metrics, "protocol": protocol, "config": cfg.to_dict(), "train_summary": str(summary_file),
+           "step": gmeta["step"], "metrics": metrics, "protocol": protocol, "config": cfg.to_dict(),
+           "train_summary": _rel(summary_file, results_root),
            "device": str(device), "seconds": time.time() - t0}
     write_json(out_path, rec)
     rec["_file"] = str(out_path)

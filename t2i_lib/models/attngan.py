@@ -45,9 +45,11 @@ Deviations / choices to know about:
   (b * queryL + q) mod B: another caption's mask for most pixels whenever B > 1.  We mask each sample with its
   own mask.  The fully-masked check costs one host synchronisation per attention call on GPU.
 - Word attention checks that no caption is fully masked (``ValueError``): a caption has at least one word.
-- Logits instead of probabilities (above); image sizes 64, 128 and 256 only.
-- ``MultiScaleDiscriminator`` builds the plain discriminators, or with ``style=True`` the Style-AttnGAN ones from
-  ``t2i_lib.models.style_attngan`` (imported lazily to avoid a circular import).
+- Logits instead of probabilities (above); image sizes 64, 128 and 256, plus a one-stage 32-px model for the CPU
+  demo (the 64-px init stage and discriminator without their first doubling / halving).
+- ``MultiScaleDiscriminator`` builds one discriminator per scale of a given class (plain by default;
+  ``t2i_lib.models.style_attngan.style_discriminators`` passes the styled one, so this module imports nothing of
+  the styled model).
 """
 
 from __future__ import annotations
@@ -57,14 +59,25 @@ import torch.nn as nn
 
 from .layers import GLU, EqualConv2d, check_shape, count_parameters  # noqa: F401  (re-exported)
 
-SUPPORTED_SIZES = (64, 128, 256)
+SUPPORTED_SIZES = (32, 64, 128, 256)
 
 
 def _check_size(image_size: int) -> int:
-    """Number of scales (1, 2, 3) for image_size 64, 128, 256."""
+    """Number of scales (1, 1, 2, 3) for image_size 32, 64, 128, 256."""
     if image_size not in SUPPORTED_SIZES:
         raise ValueError(f"image_size must be one of {SUPPORTED_SIZES}, got {image_size!r}")
-    return SUPPORTED_SIZES.index(image_size) + 1
+    return max(SUPPORTED_SIZES.index(image_size), 1)
+
+
+def base_size(image_size: int) -> int:
+    """Resolution of the first stage: 64 (the reference), or 32 for a one-stage 32-px model (the CPU demo)."""
+    _check_size(image_size)
+    return 32 if image_size == 32 else 64
+
+
+def stage_sizes(image_size: int) -> list[int]:
+    """Resolutions of the stages, first to last (64, 128, 256 at 256 px; 32 for a 32-px model)."""
+    return [base_size(image_size) * 2 ** k for k in range(_check_size(image_size))]
 
 
 def conv3x3(in_ch: int, out_ch: int, bias: bool = False) -> nn.Conv2d:
@@ -191,25 +204,29 @@ class ResBlock(nn.Module):
 
 
 class InitStage(nn.Module):
-    """AttnGAN ``INIT_STAGE_G``: [c; z] -> 16ngf x 4 x 4 -> four upBlocks -> ngf x 64 x 64."""
+    """AttnGAN ``INIT_STAGE_G``: [c; z] -> 16ngf x 4 x 4 -> four upBlocks -> ngf x 64 x 64 (at ``out_size`` 32:
+    8ngf x 4 x 4 -> three upBlocks -> ngf x 32 x 32, the same blocks without the first doubling)."""
 
     def __init__(self,
-                 ngf: int = 32,              # base width (GF_DIM); the 4 x 4 map has 16 ngf channels
+                 ngf: int = 32,              # base width (GF_DIM); the 4 x 4 map has 16 ngf channels (8 at 32 px)
                  z_dim: int = 100,           # noise size
-                 ca_dim: int = 100):         # conditioning-code size
+                 ca_dim: int = 100,          # conditioning-code size
+                 out_size: int = 64):        # output resolution: 64 (reference) or 32
         super().__init__()
-        self.ngf, self.z_dim, self.ca_dim = ngf, z_dim, ca_dim
-        c0 = 16 * ngf
+        if out_size not in (32, 64):
+            raise ValueError(f"InitStage out_size must be 32 or 64, got {out_size!r}")
+        self.ngf, self.z_dim, self.ca_dim, self.out_size = ngf, z_dim, ca_dim, out_size
+        n_up = out_size.bit_length() - 3  # 4 -> out_size
+        self.c0 = c0 = ngf * 2 ** n_up
         self.fc = nn.Sequential(nn.Linear(z_dim + ca_dim, 2 * c0 * 4 * 4, bias=False),
                                 nn.BatchNorm1d(2 * c0 * 4 * 4), GLU())
-        self.ups = nn.Sequential(up_block(c0, c0 // 2), up_block(c0 // 2, c0 // 4), up_block(c0 // 4, c0 // 8),
-                                 up_block(c0 // 8, c0 // 16))
+        self.ups = nn.Sequential(*(up_block(c0 // 2 ** k, c0 // 2 ** (k + 1)) for k in range(n_up)))
 
     def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """z B x z_dim, c B x ca_dim -> B x ngf x 64 x 64."""
+        """z B x z_dim, c B x ca_dim -> B x ngf x out_size x out_size."""
         check_shape(z, [None, self.z_dim], "InitStage z")
         check_shape(c, [z.shape[0], self.ca_dim], "InitStage c")
-        out = self.fc(torch.cat([c, z], dim=1)).view(z.shape[0], 16 * self.ngf, 4, 4)
+        out = self.fc(torch.cat([c, z], dim=1)).view(z.shape[0], self.c0, 4, 4)
         return self.ups(out)
 
 
@@ -273,14 +290,14 @@ class AttnGANGenerator(nn.Module):
         self.image_size, self.ngf, self.z_dim, self.ca_dim = image_size, ngf, z_dim, ca_dim
         self.cond_dim, self.word_dim, self.r_num = cond_dim, word_dim, r_num
         self.ca_net = CANet(cond_dim, ca_dim)
-        self.init_stage = InitStage(ngf, z_dim, ca_dim)
+        self.init_stage = InitStage(ngf, z_dim, ca_dim, base_size(image_size))
         self.next_stages = nn.ModuleList(NextStage(ngf, word_dim, r_num) for _ in range(self.num_stages - 1))
         self.img_heads = nn.ModuleList(ImageHead(ngf) for _ in range(self.num_stages))
         init_weights(self)
 
     @property
     def sizes(self) -> list[int]:
-        return [64 * 2 ** k for k in range(self.num_stages)]
+        return stage_sizes(self.image_size)
 
     def forward(self, z: torch.Tensor, sent_emb: torch.Tensor, words_emb: torch.Tensor | None = None,
                 word_mask: torch.Tensor | None = None, return_extras: bool = False,
@@ -364,8 +381,12 @@ class AttnGANDiscriminator(HeadsMixin, nn.Module):
         n = _check_size(image_size)
         self.image_size, self.ndf, self.cond_dim = image_size, ndf, cond_dim
         self.feat_channels = 8 * ndf
-        layers = [nn.Conv2d(3, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2),
-                  down_block(ndf, 2 * ndf), down_block(2 * ndf, 4 * ndf), down_block(4 * ndf, 8 * ndf)]
+        if image_size == 32:  # the 64-px stack without its first halving: 2ndf x 16 -> 4ndf x 8 -> 8ndf x 4
+            layers = [nn.Conv2d(3, 2 * ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2),
+                      down_block(2 * ndf, 4 * ndf), down_block(4 * ndf, 8 * ndf)]
+        else:
+            layers = [nn.Conv2d(3, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2),
+                      down_block(ndf, 2 * ndf), down_block(2 * ndf, 4 * ndf), down_block(4 * ndf, 8 * ndf)]
         if n == 2:
             layers += [down_block(8 * ndf, 16 * ndf), block3x3_lrelu(16 * ndf, 8 * ndf)]
         elif n == 3:
@@ -383,21 +404,16 @@ class AttnGANDiscriminator(HeadsMixin, nn.Module):
 
 
 class MultiScaleDiscriminator(nn.ModuleList):
-    """One discriminator per scale 64, ..., image_size (index k sees images of size 64 * 2^k)."""
+    """One discriminator per scale, first stage to ``image_size`` (index k sees images of size ``sizes[k]``)."""
 
     def __init__(self,
-                 image_size: int = 256,      # final resolution: 64, 128 or 256
+                 image_size: int = 256,      # final resolution: 32, 64, 128 or 256
                  ndf: int = 64,              # base width DF_DIM of every scale
                  cond_dim: int = 256,        # sentence-embedding size
-                 style: bool = False):       # Style-AttnGAN discriminators (StyleDiscriminator) instead
-        n = _check_size(image_size)
-        if style:
-            from .style_attngan import StyleDiscriminator  # lazy: style_attngan imports this module
-            nets = [StyleDiscriminator(64 * 2 ** k, ndf, cond_dim) for k in range(n)]
-        else:
-            nets = [AttnGANDiscriminator(64 * 2 ** k, ndf, cond_dim) for k in range(n)]
-        super().__init__(nets)
-        self.image_size, self.ndf, self.cond_dim, self.style = image_size, ndf, cond_dim, style
+                 discriminator: type | None = None):  # per-scale class (None: AttnGANDiscriminator)
+        disc = discriminator or AttnGANDiscriminator
+        super().__init__([disc(s, ndf, cond_dim) for s in stage_sizes(image_size)])
+        self.image_size, self.ndf, self.cond_dim = image_size, ndf, cond_dim
 
     @property
     def sizes(self) -> list[int]:

@@ -51,6 +51,10 @@ Deviations / choices to know about:
 - SynchronizedBatchNorm2d in the reference is plain ``nn.BatchNorm2d`` here (single-process training).
 - ``cond_dim`` and the MLP width are arguments (the reference hard-codes 256 for both).
 - Image sizes 32 (tiny tests only), 64, 128 and 256 are supported; anything else raises ValueError.
+- Widths (``widths=``): ``"reference"`` (default) keeps the 256-px network's per-resolution channels at every size,
+  so a 64-px model runs 8ngf channels up to 32 x 32; ``"relative"`` compresses the same schedule onto the image
+  size (G 8, 8, 4, 2, 1 x ngf at 4..64 px; D 1, 2, 4, 8, 16 x ndf at 64..4 px), the same blocks with fewer
+  channels for small images (the CPU demo).  Identical to the reference at 256 px.
 - Initialisation: PyTorch defaults, except the zero gates and zero last MLP layers, as the reference.
 """
 
@@ -163,10 +167,22 @@ class SSABlock(nn.Module):
         return out, (self.mask_head(out) if self.mask_head is not None else None)
 
 
-def generator_channels(image_size: int, ngf: int) -> list[int]:
-    """Output channels of the generator blocks at resolutions 4, 8, ..., image_size."""
-    n = _log2_size(image_size) - 1
-    return [min(8, 256 // (4 * 2 ** k)) * ngf for k in range(n)]
+WIDTHS = ("reference", "relative")
+
+
+def _top(image_size: int, widths: str) -> int:
+    """The resolution the channel multipliers are relative to: 256 (the reference) or the image size."""
+    if widths not in WIDTHS:
+        raise ValueError(f"widths must be one of {WIDTHS}, got {widths!r}")
+    return 256 if widths == "reference" else image_size
+
+
+def generator_channels(image_size: int, ngf: int, widths: str = "reference") -> list[int]:
+    """Output channels of the generator blocks at resolutions 4, 8, ..., image_size: ``min(8, T // r) * ngf`` with
+    T = 256 (``widths="reference"``: a smaller model is the 256-px network truncated) or T = image_size
+    (``"relative"``: the 256-px schedule compressed onto the smaller image, so the last block has ngf channels)."""
+    n, top = _log2_size(image_size) - 1, _top(image_size, widths)
+    return [min(8, top // (4 * 2 ** k)) * ngf for k in range(n)]
 
 
 class Generator(nn.Module):
@@ -178,13 +194,14 @@ class Generator(nn.Module):
                  z_dim: int = 100,           # noise size
                  cond_dim: int = 256,        # sentence-embedding size
                  hidden_dim: int = 256,      # width of the SA-BN MLPs (reference: 256)
-                 mask_hidden: int = 100):    # hidden channels of the mask predictors (reference: 100)
+                 mask_hidden: int = 100,     # hidden channels of the mask predictors (reference: 100)
+                 widths: str = "reference"):  # channel schedule: reference | relative (generator_channels)
         super().__init__()
-        chans = generator_channels(image_size, ngf)
+        chans = generator_channels(image_size, ngf, widths)
         self.image_size, self.ngf, self.z_dim, self.cond_dim = image_size, ngf, z_dim, cond_dim
-        self.fc = nn.Linear(z_dim, 8 * ngf * 4 * 4)
-        self.mask0 = MaskPredictor(8 * ngf, mask_hidden)
-        blocks, c_in = [], 8 * ngf
+        self.fc = nn.Linear(z_dim, chans[0] * 4 * 4)
+        self.mask0 = MaskPredictor(chans[0], mask_hidden)
+        blocks, c_in = [], chans[0]
         for k, c_out in enumerate(chans):
             blocks.append(SSABlock(c_in, c_out, cond_dim, predict_mask=k < len(chans) - 1,
                                    hidden_dim=hidden_dim, mask_hidden=mask_hidden))
@@ -201,7 +218,7 @@ class Generator(nn.Module):
         """
         _check_shape(z, [None, self.z_dim], "Generator z")
         _check_shape(sent_emb, [z.shape[0], self.cond_dim], "Generator sent_emb")
-        out = self.fc(z).view(z.shape[0], 8 * self.ngf, 4, 4)
+        out = self.fc(z).view(z.shape[0], self.blocks[0].in_ch, 4, 4)
         logits = self.mask0(out)
         masks = []
         for k, block in enumerate(self.blocks):
@@ -248,10 +265,11 @@ class ResDBlock(nn.Module):
         return self.shortcut(x) + self.gamma * self.residual(x)
 
 
-def discriminator_channels(image_size: int, ndf: int) -> list[int]:
-    """Channels at resolutions image_size, image_size / 2, ..., 4 (stem output first)."""
-    n = _log2_size(image_size) - 1
-    return [min(16, 256 // (image_size // 2 ** k)) * ndf for k in range(n)]
+def discriminator_channels(image_size: int, ndf: int, widths: str = "reference") -> list[int]:
+    """Channels at resolutions image_size, image_size / 2, ..., 4 (stem output first): ``min(16, T // r) * ndf``,
+    T as in :func:`generator_channels`."""
+    n, top = _log2_size(image_size) - 1, _top(image_size, widths)
+    return [min(16, top // (image_size // 2 ** k)) * ndf for k in range(n)]
 
 
 class Discriminator(nn.Module):
@@ -261,13 +279,14 @@ class Discriminator(nn.Module):
                  image_size: int = 256,      # input resolution S: 64, 128 or 256 (32 for tiny tests)
                  ndf: int = 64,              # base width; channels at resolution r are min(16, 256 // r) * ndf
                  cond_dim: int = 256,        # sentence-embedding size
-                 unused_shortcut_convs: bool = True):  # reference quirk: dead 1x1 convs where C_in == C_out
+                 unused_shortcut_convs: bool = True,  # reference quirk: dead 1x1 convs where C_in == C_out
+                 widths: str = "reference"):  # channel schedule: reference | relative (discriminator_channels)
         super().__init__()
-        chans = discriminator_channels(image_size, ndf)
+        chans = discriminator_channels(image_size, ndf, widths)
         self.image_size, self.ndf, self.cond_dim = image_size, ndf, cond_dim
         self.conv_img = nn.Conv2d(3, chans[0], 3, 1, 1)
         self.blocks = nn.ModuleList(ResDBlock(a, b, unused_shortcut_convs) for a, b in zip(chans[:-1], chans[1:]))
-        self.feat_channels = chans[-1]  # 16 * ndf
+        self.feat_channels = chans[-1]  # 16 * ndf (reference widths, or relative at 64 px and up)
         self.joint_conv = nn.Sequential(nn.Conv2d(self.feat_channels + cond_dim, 2 * ndf, 3, 1, 1, bias=False),
                                         nn.LeakyReLU(0.2), nn.Conv2d(2 * ndf, 1, 4, 1, 0, bias=False))
 

@@ -74,7 +74,7 @@ import torch
 import torch.nn as nn
 
 from .attngan import (SUPPORTED_SIZES, CANet, DLogitHeads, HeadsMixin, MultiScaleDiscriminator, WordAttention,  # noqa: F401,E501
-                      _check_size, _check_words)
+                      _check_size, _check_words, base_size, stage_sizes)
 from .layers import (GLU, Blur, ChannelBias, EqualConv2d, EqualLinear, MinibatchStdDev, NoiseInjection, PixelNorm,
                      StyleMod, check_shape, upsample_nearest)
 
@@ -150,24 +150,29 @@ class StyledLayer(nn.Module):
 
 
 class StyledInitStage(nn.Module):
-    """Styled synthesis 4 -> 64 (``INIT_STAGE_G_STYLED``): constant input and 10 styled layers."""
+    """Styled synthesis 4 -> 64 (``INIT_STAGE_G_STYLED``): constant input and 10 styled layers (4 -> 32 and 8 layers
+    for a 32-px model)."""
 
     def __init__(self,
                  ngf: int = 32,              # GF_DIM; 4ngf channels up to 32^2, 2ngf at 64^2
-                 w_dim: int = 100):          # intermediate latent size
+                 w_dim: int = 100,           # intermediate latent size
+                 out_size: int = 64):        # output resolution: 64 (reference) or 32 (the last step 4ngf -> 2ngf)
         super().__init__()
+        if out_size not in (32, 64):
+            raise ValueError(f"StyledInitStage out_size must be 32 or 64, got {out_size!r}")
         self.ngf, self.w_dim = ngf, w_dim
         hi, lo = 4 * ngf, 2 * ngf
         self.const = nn.Parameter(torch.ones(1, hi, 4, 4))
         layers = [StyledLayer(hi, hi, w_dim, conv=False), StyledLayer(hi, hi, w_dim)]
-        for c_in, c_out in ((hi, hi), (hi, hi), (hi, hi), (hi, lo)):  # resolutions 8, 16, 32, 64
+        steps = ((hi, hi),) * (out_size.bit_length() - 4) + ((hi, lo),)  # resolutions 8, ..., out_size
+        for c_in, c_out in steps:
             layers += [StyledLayer(c_in, c_out, w_dim, upsample=True), StyledLayer(c_out, c_out, w_dim)]
         self.layers = nn.ModuleList(layers)
         self.num_ws = len(layers)
         self.out_channels = lo
 
     def forward(self, ws: torch.Tensor) -> torch.Tensor:
-        """ws B x 10 x w_dim -> B x 2ngf x 64 x 64."""
+        """ws B x num_ws x w_dim -> B x 2ngf x out_size x out_size (num_ws 10 at 64 px, 8 at 32)."""
         check_shape(ws, [None, self.num_ws, self.w_dim], "StyledInitStage ws")
         x = self.const.expand(ws.shape[0], -1, -1, -1)
         for i, layer in enumerate(self.layers):
@@ -259,7 +264,7 @@ class StyleAttnGANGenerator(nn.Module):
         self.style_mixing, self.w_avg_beta, self.truncation_cutoff = style_mixing, w_avg_beta, truncation_cutoff
         self.ca_net = CANet(cond_dim, ca_dim)
         self.mapping = MappingNetwork(z_dim, ca_dim, w_dim, mapping_layers, mapping_lr_mult)
-        self.init_stage = StyledInitStage(ngf, w_dim)
+        self.init_stage = StyledInitStage(ngf, w_dim, base_size(image_size))
         self.next_stages = nn.ModuleList(StyledNextStage(ngf, word_dim, w_dim) for _ in range(self.num_stages - 1))
         self.to_rgb = nn.ModuleList(ToRGB(2 * ngf) for _ in range(self.num_stages))
         self.num_ws = self.init_stage.num_ws + sum(s.num_ws for s in self.next_stages)
@@ -268,7 +273,7 @@ class StyleAttnGANGenerator(nn.Module):
 
     @property
     def sizes(self) -> list[int]:
-        return [64 * 2 ** k for k in range(self.num_stages)]
+        return stage_sizes(self.image_size)
 
     @torch.no_grad()
     def _update_w_avg(self, w: torch.Tensor) -> None:
@@ -383,3 +388,7 @@ class StyleDiscriminator(HeadsMixin, nn.Module):
         check_shape(images, [None, 3, self.image_size, self.image_size], "StyleDiscriminator images")
         return self.final(self.blocks(self.from_rgb(images)))
 
+
+def style_discriminators(image_size: int = 256, ndf: int = 32, cond_dim: int = 256) -> MultiScaleDiscriminator:
+    """The Style-AttnGAN discriminators, one :class:`StyleDiscriminator` per scale."""
+    return MultiScaleDiscriminator(image_size, ndf, cond_dim, discriminator=StyleDiscriminator)

@@ -1,16 +1,21 @@
-"""GAN training: one step function per model family, one loop shared by all (REFERENCE.md §3-§5).
+"""GAN training: one step function per model family, one loop shared by all (docs/method.md).
 
-The loss variant is data: ``cfg.train.losses = {damsm, f2f, f2r}`` weights multiply named terms; the step never
+Families live in :mod:`t2i_lib.train.families` (one module each: build, generate, D heads, step); what their steps
+share is in :mod:`t2i_lib.train.step`.  The loss variant is data: ``cfg.train.losses = {damsm, f2f, f2r}`` weights multiply named terms; the step never
 branches on a variant's name (a zero weight switches a term off and skips its computation).
 
-Caption sets and pairing (fake-to-fake):
-- without f2f: one caption per image, B images, B fakes;
-- ``f2f_pairing="duplicate"`` (reference): B images x two *different* captions -> 2B fakes per step;
-- ``f2f_pairing="split"``: B/2 images x two captions -> B fakes per step (the baseline's cost).
+Caption sets and pairing (``train.caption_sets``, ``train.f2f_pairing``):
+- ``caption_sets="paired"`` (default): every arm -- baseline, f2r, f2f, both -- trains on the same batches of two
+  *different* captions per image, so the four arms differ only in the contrastive weights (the study's
+  controlled ablation); ``"auto"``: one caption per image unless f2f is on (the reference's single-caption
+  baseline, experiment ``<family>_baseline1cap``);
+- ``f2f_pairing="duplicate"`` (reference): B images x two captions -> 2B fakes per step;
+- ``f2f_pairing="split"``: B/2 images x two captions -> B fakes per step (the single-caption baseline's cost).
 Both caption sets come in dataset order (the text encoder packs unsorted batches), so fake 1 of item i pairs with
-fake 2 of item i and with real image i without un-permuting.  Noise: ``f2f_shared_noise="per_image"`` gives both
-captions of an image the same z; ``"per_position"`` reproduces the reference, where noise row k goes with the
-k-th caption of each *length-sorted* set (so the two fakes of one image usually get different z).
+fake 2 of item i and with real image i without un-permuting.  Noise (``train.pair_noise``, see
+:func:`noise_for_sets`): ``independent`` (default) gives every fake its own z, ``per_image`` gives both captions of
+an image the same z, ``per_position`` reproduces the reference's rows (noise row k goes with the k-th caption of
+each *length-sorted* set, so the two fakes of one image usually get different z).
 
 Loss terms per step (summed over caption sets k, as the reference sums its adversarial and DAMSM terms):
     D:  hinge(real, fake_k, mismatched) [+ MA-GP on (real, s_k)]             (SSA-GAN)
@@ -40,9 +45,8 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,311 +55,16 @@ from torch import nn
 from .. import __version__, paths
 from ..config import Config
 from ..utils.io import write_json
-from .distributed import SINGLE, DistInfo, Heads, check_divisible, current, gather_cat, gather_nograd, rank_slices
+from .distributed import SINGLE, DistInfo, Heads, check_divisible, current, rank_slices
+from .families import FAMILIES  # the registry: one module per family
+from .step import (Family, GanContext, accumulate, caption_sets, encoder_terms, generator_update,  # noqa: F401
+                   mismatched, noise_for_sets, optimizer_step)  # re-exported: the step API
 
 log = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(FloatingPointError):
     """A loss term became NaN/inf; the message names the term and the step."""
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Context shared by the step functions
-# ------------------------------------------------------------------------------------------------------------
-@dataclass
-class GanContext:
-    cfg: Config
-    device: torch.device
-    text_enc: nn.Module
-    image_enc: nn.Module
-    G: nn.Module
-    D: nn.Module
-    opt_g: torch.optim.Optimizer
-    opt_d: torch.optim.Optimizer
-    G_ema: nn.Module | None = None
-    extra: dict = field(default_factory=dict)
-    info: DistInfo = SINGLE
-    d_heads: Any = None  # D called through its loss heads (distributed.Heads, DDP-wrapped under torchrun)
-
-    def __post_init__(self):
-        if self.d_heads is None:
-            self.d_heads = d_heads_for(self.cfg, self.D)
-
-    def amp(self):
-        """Autocast of a forward region when ``train.precision`` is bf16 (a no-op in fp32); backward passes and
-        optimiser steps run outside it, weights and Adam state stay fp32."""
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.train.precision == "bf16")
-
-
-def caption_sets(batch: dict, device) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    sets = [(batch["caption"].to(device), batch["cap_len"].to(device))]
-    if "caption2" in batch:
-        sets.append((batch["caption2"].to(device), batch["cap_len2"].to(device)))
-    return sets
-
-
-def noise_for_sets(cfg: Config, n: int, z_dim: int, step: int, sets, device,
-                   info: DistInfo = SINGLE) -> list[torch.Tensor]:
-    """One z per image (seeded by run seed and step), shared by its captions, or the reference's per-position.
-    Under torchrun the noise of the global batch is drawn and each rank takes the rows of its slice."""
-    g = torch.Generator().manual_seed(int(cfg.run.seed) * 1_000_003 + int(step))
-    z = torch.randn(n * info.world_size, z_dim, generator=g)[info.rank * n:(info.rank + 1) * n].to(device)
-    if len(sets) == 1 or cfg.train.f2f_shared_noise == "per_image":
-        return [z] * len(sets)
-    from ..data.text import sort_by_length
-
-    out = []
-    for _, lens in sets:
-        _, inverse = sort_by_length(lens.cpu())
-        out.append(z[inverse.to(device)])  # item i sits at sorted position inverse[i] and gets that noise row
-    return out
-
-
-def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-
-
-def accumulate(sums: dict[str, torch.Tensor], terms: dict[str, torch.Tensor]) -> None:
-    """Add detached loss terms into ``sums`` (summed over caption sets / scales)."""
-    for k, v in terms.items():
-        sums[k] = sums.get(k, 0.0) + v.detach()
-
-
-def encoder_terms(ctx: GanContext, fakes: list[torch.Tensor], real: torch.Tensor, sets_emb: list,
-                  class_ids: torch.Tensor) -> dict[str, torch.Tensor]:
-    """DAMSM, fake-to-fake and fake-to-real terms of the G loss, from one image-encoder pass.  Under torchrun the
-    features of the global batch are gathered (with gradients to this rank's slice), so the batch-coupled losses
-    (DAMSM matching, NT-Xent negatives) are those of the global batch."""
-    from ..losses.contrastive import fake_to_fake, fake_to_real
-    from ..losses.damsm import damsm_loss
-
-    t, dm = ctx.cfg.train, ctx.cfg.damsm
-    w = t.losses
-    out: dict[str, torch.Tensor] = {}
-    need_real = w.f2r > 0
-    if w.damsm <= 0 and w.f2f <= 0 and w.f2r <= 0:
-        return out
-    batch = torch.cat(fakes + ([real] if need_real else []), dim=0)
-    region, code = ctx.image_enc(batch)
-    n = fakes[0].shape[0]
-    info = ctx.info
-    codes = [gather_cat(code[k * n:(k + 1) * n], info) for k in range(len(fakes))]
-    if w.damsm > 0:
-        dl = 0.0
-        cls = gather_nograd(class_ids, info)
-        for k, (words, sent, lens) in enumerate(sets_emb):
-            g = [gather_nograd(x, info) for x in (words, sent, lens)]
-            terms = damsm_loss(gather_cat(region[k * n:(k + 1) * n], info), codes[k], *g, cls,
-                               t.damsm_gamma1, dm.gamma2, dm.gamma3, dm.paper_gamma2_factor)
-            dl = dl + terms["total"]
-        out["g_damsm"] = dl
-    if w.f2f > 0 and len(codes) == 2:
-        out["g_f2f"] = fake_to_fake(codes[0], codes[1], t.f2f_tau)
-    if need_real:
-        real_code = gather_nograd(code[len(fakes) * n:].detach(), info)
-        out["g_f2r"] = sum(fake_to_real(c, real_code, t.f2r_tau) for c in codes)
-    return out
-
-
-# ------------------------------------------------------------------------------------------------------------
-# SSA-GAN family
-# ------------------------------------------------------------------------------------------------------------
-def ssagan_build(cfg: Config) -> tuple[dict[str, nn.Module], dict[str, dict]]:
-    from ..models.ssagan import Discriminator, Generator
-
-    m = cfg.model
-    gk = {"image_size": cfg.data.image_size, "ngf": m.ngf, "z_dim": m.z_dim, "cond_dim": cfg.damsm.embedding_dim}
-    dk = {"image_size": cfg.data.image_size, "ndf": m.ndf, "cond_dim": cfg.damsm.embedding_dim}
-    return {"G": Generator(**gk), "D": Discriminator(**dk)}, {"G": gk, "D": dk}
-
-
-def ssagan_generate(G, z, sent, words=None, word_mask=None):
-    return G(z, sent)
-
-
-def ssagan_heads(D, x, sents, mismatch: bool = False):
-    """The D forward of the D step: conditional logits of ``x`` for each sentence batch in ``sents`` and, with
-    ``mismatch``, the logits of the mismatched pairs (image i with the caption of image i + 1 of the global
-    batch).  Returns ``(logits per sentence batch, mismatched logits per sentence batch)``."""
-    feat = D(x)
-    cond = [D.cond_logits(feat, s) for s in sents]
-    return cond, _mismatched(D, feat, sents) if mismatch else []
-
-
-def _mismatched(D, feat, sents) -> list:
-    info = current()
-    fg = gather_cat(feat, info)
-    if fg.shape[0] < 2:
-        return [None] * len(sents)
-    return [D.cond_logits(fg[:-1], gather_nograd(s, info)[1:]) for s in sents]
-
-
-def ssagan_step(ctx: GanContext, batch: dict, step: int) -> dict[str, torch.Tensor]:
-    """One SSA-GAN iteration: D hinge step, MA-GP step, G step (REFERENCE.md §4.3, §3.6)."""
-    from ..losses.adversarial import hinge_d, hinge_g, ma_gp
-
-    cfg, dev, G, D = ctx.cfg, ctx.device, ctx.G, ctx.D
-    t = cfg.train
-    real = batch["images"][-1].to(dev, non_blocking=True)
-    class_ids = batch["class_id"].to(dev)
-    sets = caption_sets(batch, dev)
-    with torch.no_grad():
-        sets_emb = [(*ctx.text_enc(c, l), l) for c, l in sets]  # (words, sent, lens)
-    zs = noise_for_sets(cfg, real.shape[0], cfg.model.z_dim, step, sets, dev, ctx.info)
-    heads = ctx.d_heads  # the D step's forwards: through DDP under torchrun
-    logits = lambda x, s: D.cond_logits(D(x), s)  # noqa: E731  (G step: the plain, frozen D)
-    d_terms: dict[str, torch.Tensor] = {}
-    d_loss = 0.0
-    with ctx.amp():
-        fakes = [G(z, s) for z, (_, s, _) in zip(zs, sets_emb)]
-
-        # --- D: hinge with mismatched captions, then MA-GP -------------------------------------------------
-        real_logits, mis_logits = heads(real, [s for _, s, _ in sets_emb], True)
-        for k, ((_, s, _), fake) in enumerate(zip(sets_emb, fakes)):
-            (fake_logits,), _ = heads(fake.detach(), [s])
-            terms = hinge_d(real_logits[k], fake_logits, mis_logits[k])
-            d_loss = d_loss + terms["d_adv"]
-            accumulate(d_terms, terms)
-    optimizer_step(ctx.opt_d, d_loss)
-    gp = torch.zeros((), device=dev)
-    if t.magp_weight > 0:
-        with ctx.amp():
-            gp = sum(ma_gp(lambda x, s: heads(x, [s])[0][0], real, s, t.magp_weight, t.magp_power)
-                     for _, s, _ in sets_emb)
-        optimizer_step(ctx.opt_d, gp)
-
-    # --- G: adversarial + DAMSM + contrastive ------------------------------------------------------------
-    D.requires_grad_(False)  # no D gradients during the G step
-    with ctx.amp():
-        g_adv = sum(hinge_g(logits(f, s)) for f, (_, s, _) in zip(fakes, sets_emb))
-        enc = encoder_terms(ctx, fakes, real, sets_emb, class_ids)
-    g_total = generator_update(ctx, g_adv, enc)
-    out = {**d_terms, "d_total": d_loss.detach(), "d_magp": gp.detach(), "g_adv": g_adv.detach(),
-           "g_total": g_total.detach()}
-    out.update({k: v.detach() for k, v in enc.items()})
-    return out
-
-
-def generator_update(ctx: GanContext, g_base: torch.Tensor, enc: dict[str, torch.Tensor]) -> torch.Tensor:
-    """G loss = family terms + weighted DAMSM/f2f/f2r terms; one optimiser step; D gradients re-enabled."""
-    w = ctx.cfg.train.losses
-    g_total = g_base + w.damsm * enc.get("g_damsm", 0.0) + w.f2f * enc.get("g_f2f", 0.0) \
-        + w.f2r * enc.get("g_f2r", 0.0)
-    optimizer_step(ctx.opt_g, g_total)
-    ctx.D.requires_grad_(True)
-    return g_total
-
-
-# ------------------------------------------------------------------------------------------------------------
-# AttnGAN family (plain, and with style blocks): multi-scale BCE, CA + KL, word attention
-# ------------------------------------------------------------------------------------------------------------
-def attngan_build(cfg: Config) -> tuple[dict[str, nn.Module], dict[str, dict]]:
-    from ..models.attngan import AttnGANGenerator, MultiScaleDiscriminator
-    from ..models.style_attngan import StyleAttnGANGenerator
-
-    m, e = cfg.model, cfg.damsm.embedding_dim
-    style = m.family == "style_attngan"
-    gk = {"image_size": cfg.data.image_size, "ngf": m.ngf, "z_dim": m.z_dim, "ca_dim": m.ca_dim, "cond_dim": e,
-          "word_dim": e, "r_num": m.r_num}
-    if style:
-        gk.pop("r_num")
-        gk.update({"w_dim": m.w_dim, "mapping_layers": m.mapping_layers, "mapping_lr_mult": m.mapping_lr_mult,
-                   "style_mixing": m.style_mixing})
-        G = StyleAttnGANGenerator(**gk)
-    else:
-        G = AttnGANGenerator(**gk)
-    dk = {"image_size": cfg.data.image_size, "ndf": m.ndf, "cond_dim": e, "style": style}
-    return {"G": G, "D": MultiScaleDiscriminator(**dk)}, {"G": gk, "D": dk}
-
-
-def attngan_generate(G, z, sent, words=None, word_mask=None):
-    """Final-resolution images; ``z`` may carry the CA noise in its last ``G.ca_dim`` columns (evaluation noise
-    is then a function of the sample index only, so samples do not depend on the batch)."""
-    if z.shape[1] == G.z_dim + G.ca_dim:
-        return G(z[:, :G.z_dim], sent, words, word_mask, ca_eps=z[:, G.z_dim:])[-1]
-    return G(z, sent, words, word_mask)[-1]
-
-
-def attngan_heads(Di, x, sents, mismatch: bool = False):
-    """The D-step forward of one AttnGAN-family discriminator: (conditional logits per sentence batch,
-    unconditional logits, mismatched-pair logits per sentence batch when ``mismatch``)."""
-    feat = Di(x)
-    cond = [Di.cond_logits(feat, s) for s in sents]
-    return cond, Di.uncond_logits(feat), _mismatched(Di, feat, sents) if mismatch else []
-
-
-def attngan_noise_dim(cfg: Config) -> int:
-    return cfg.model.z_dim + cfg.model.ca_dim
-
-
-def attngan_sizes(cfg: Config) -> tuple[int, ...]:
-    return tuple(s for s in (64, 128, 256) if s <= cfg.data.image_size)
-
-
-def attngan_step(ctx: GanContext, batch: dict, step: int) -> dict[str, torch.Tensor]:
-    """One AttnGAN-family iteration (REFERENCE.md §5.1, §3.5): D per scale (BCE, cond + uncond + mismatched),
-    then G: BCE over scales + lambda * DAMSM(final image) + KL(CA) + contrastive terms on the final image."""
-    from ..losses.adversarial import bce_d, bce_g
-    from ..models.attngan import kl_loss
-
-    cfg, dev, G, D = ctx.cfg, ctx.device, ctx.G, ctx.D
-    reals = [x.to(dev, non_blocking=True) for x in batch["images"]]
-    class_ids = batch["class_id"].to(dev)
-    sets = caption_sets(batch, dev)
-    with torch.no_grad():
-        sets_emb = [(*ctx.text_enc(c, l), l) for c, l in sets]
-    masks = [c == 0 for c, _ in sets]
-    zs = noise_for_sets(cfg, reals[0].shape[0], cfg.model.z_dim, step, sets, dev, ctx.info)
-    d_terms: dict[str, torch.Tensor] = {}
-    d_loss = 0.0
-    with ctx.amp():
-        outs = [G(z, s, w, m, return_extras=True) for z, (w, s, _), m in zip(zs, sets_emb, masks)]
-        fakes = [o[0] for o in outs]
-        for i, heads in enumerate(ctx.d_heads):
-            real_cond, real_uncond, mis = heads(reals[i], [s for _, s, _ in sets_emb], True)
-            for k, (f, (_, s, _)) in enumerate(zip(fakes, sets_emb)):
-                (fake_cond,), fake_uncond, _ = heads(f[i].detach(), [s])
-                terms = bce_d(real_cond[k], fake_cond, mis[k], real_uncond, fake_uncond)
-                d_loss = d_loss + terms["d_adv"]
-                accumulate(d_terms, terms)
-    optimizer_step(ctx.opt_d, d_loss)
-
-    D.requires_grad_(False)
-    g_adv, kl = 0.0, 0.0
-    with ctx.amp():
-        for f, (_, s, _), (_, extras) in zip(fakes, sets_emb, outs):
-            for i, Di in enumerate(D):
-                feat = Di(f[i])
-                g_adv = g_adv + bce_g(Di.cond_logits(feat, s), Di.uncond_logits(feat))
-            kl = kl + kl_loss(extras["mu"].float(), extras["logvar"].float())
-        enc = encoder_terms(ctx, [f[-1] for f in fakes], reals[-1], sets_emb, class_ids)
-    g_total = generator_update(ctx, g_adv + kl, enc)
-    out = {**d_terms, "d_total": d_loss.detach(), "g_adv": g_adv.detach(), "g_kl": kl.detach(),
-           "g_total": g_total.detach()}
-    out.update({k: v.detach() for k, v in enc.items()})
-    return out
-
-
-@dataclass(frozen=True)
-class Family:
-    name: str
-    build: Callable[[Config], tuple[dict[str, nn.Module], dict[str, dict]]]
-    step: Callable[[GanContext, dict, int], dict[str, torch.Tensor]]
-    generate: Callable  # (G, z, sent, words, word_mask) -> final-resolution images
-    image_sizes: Callable[[Config], tuple[int, ...]] = lambda cfg: (cfg.data.image_size,)
-    noise_dim: Callable[[Config], int] = lambda cfg: cfg.model.z_dim  # evaluation noise per sample
-    betas: Callable[[Config], tuple[float, float]] = lambda cfg: (cfg.train.beta1, cfg.train.beta2)
-
-
-FAMILIES: dict[str, Family] = {
-    "ssagan": Family("ssagan", ssagan_build, ssagan_step, ssagan_generate),
-    "attngan": Family("attngan", attngan_build, attngan_step, attngan_generate, attngan_sizes, attngan_noise_dim),
-    "style_attngan": Family("style_attngan", attngan_build, attngan_step, attngan_generate, attngan_sizes,
-                            attngan_noise_dim),
-}
 
 
 def get_family(name: str) -> Family:
@@ -369,9 +78,21 @@ def d_heads_for(cfg: Config, D, info: DistInfo = SINGLE, device=None):
     AttnGAN family), DDP-wrapped when distributed."""
     from .distributed import wrap
 
-    if cfg.model.family == "ssagan":
-        return wrap(Heads(D, ssagan_heads), info, device)
-    return [wrap(Heads(Di, attngan_heads), info, device) for Di in D]
+    fam = get_family(cfg.model.family)
+    if fam.per_scale:
+        return [wrap(Heads(Di, fam.heads), info, device) for Di in D]
+    return wrap(Heads(D, fam.heads), info, device)
+
+
+def make_optimizers(cfg: Config, G: nn.Module, D: nn.Module) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+    """Adam for G and for D with the family's betas and learning rates.  ``train.adam`` picks PyTorch's
+    implementation: ``default`` (per-parameter loop on CPU), ``foreach`` (one multi-tensor call per operation) or
+    ``fused`` (one kernel); the same update up to floating-point rounding (tested), far fewer small operations."""
+    t = cfg.train
+    betas = get_family(cfg.model.family).betas(cfg)
+    impl = {"default": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}[t.adam]
+    return (torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=betas, **impl),
+            torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=betas, **impl))
 
 
 def speed_wrappers(cfg: Config, G: nn.Module, D: nn.Module) -> tuple[nn.Module, nn.Module]:
@@ -424,8 +145,10 @@ def run_dir_for(cfg: Config) -> Path:
 
 
 def images_per_loader_batch(cfg: Config) -> int:
+    """Real images per (global) batch: B, or B/2 when two caption sets are drawn in ``split`` pairing.  It depends
+    on the caption sets, never on the loss weights, so the arms of a study load the same batches."""
     t = cfg.train
-    if t.losses.f2f > 0 and t.f2f_pairing == "split":
+    if cfg.captions_per_sample == 2 and t.f2f_pairing == "split":
         return t.batch_size // 2
     return t.batch_size
 
@@ -535,7 +258,9 @@ def _train_gan(cfg: Config, device, dataset_root: str | Path, force: bool, resum
     main = info.is_main
     prog = progress_flag(cfg, progress) if main else False
 
-    n_caps = 2 if t.losses.f2f > 0 else 1
+    n_caps = cfg.captions_per_sample
+    if cfg.run.threads > 0:
+        torch.set_num_threads(cfg.run.threads)
     sizes = fam.image_sizes(cfg)
     train_ds = CaptionDataset(dataset_root, "train", sizes, n_caps, d.max_words, d.long_caption_mode, cfg.run.seed,
                               d.random_crop, d.random_flip, d.on_bad_image)
@@ -547,9 +272,7 @@ def _train_gan(cfg: Config, device, dataset_root: str | Path, force: bool, resum
     G, D = (sync_batchnorm(modules[k], info, device).to(device) for k in ("G", "D"))
     if t.channels_last:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
-    betas = fam.betas(cfg)
-    opt_g = torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=betas)
-    opt_d = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=betas)
+    opt_g, opt_d = make_optimizers(cfg, G, D)
     G_ema = make_ema(G) if t.ema else None
     G_fast, D_fast = speed_wrappers(cfg, G, D)
     ctx = GanContext(cfg, device, text_enc, image_enc, wrap(G_fast, info, device), D_fast, opt_g, opt_d, G_ema,
@@ -652,7 +375,7 @@ def _train_gan(cfg: Config, device, dataset_root: str | Path, force: bool, resum
             sample_grid(G_ema if G_ema is not None else G, fam.generate, text_enc, fixed, device,
                         run_dir / "samples" / f"fakes_{step:06d}.png")
         if main and (step % t.ckpt_every == 0 or step == total_steps):
-            ck.save(ckpt_dir, step, payload(), keep_last=3)
+            ck.save(ckpt_dir, step, payload(), keep_last=t.keep_checkpoints)
     if hasattr(pbar, "close"):
         pbar.close()
     barrier(info)
@@ -663,7 +386,7 @@ def _train_gan(cfg: Config, device, dataset_root: str | Path, force: bool, resum
     final_grid = run_dir / "samples" / f"fakes_{total_steps:06d}.png"
     summary = {"run_id": cfg.run_id, "config_hash": cfg.hash, "lib_version": __version__, "seed": cfg.run.seed,
                "family": cfg.model.family, "losses": t.losses.as_dict(), "f2f_pairing": t.f2f_pairing,
-               "f2f_shared_noise": t.f2f_shared_noise, "steps": total_steps, "steps_per_epoch": steps_per_epoch,
+               "pair_noise": t.pair_noise, "caption_sets": t.caption_sets, "adam": t.adam, "steps": total_steps, "steps_per_epoch": steps_per_epoch,
                "images_per_step": bs * n_caps, "skipped_steps": skipped, "damsm": enc_meta,
                "dataset": str(dataset_root), "device": str(device), "wall_seconds": time.time() - t0,
                "final": history[-1] if history else {}, "checkpoint": str(ckpt_dir / f"ckpt_{total_steps:06d}.pt"),

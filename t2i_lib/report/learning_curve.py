@@ -1,0 +1,125 @@
+"""Learning curves: the library's evaluation at every kept checkpoint of one run, against steps and wall time.
+
+How long a schedule must be is a measurement, not a guess: train one run keeping every checkpoint
+(``train.keep_checkpoints=0``; it does not change the run id), then :func:`learning_curve` evaluates each
+checkpoint with the profile's protocol (attribute accuracy, R-precision, FID/KID, consistency) and writes
+``results/<profile>/learning_curve/<run_id>.json`` (every point with its step, training seconds up to that step,
+config hash, seed and library version) and a figure of the conditioning measures and FID against steps, with the
+chance levels drawn in.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import __version__, paths
+from ..config import Config
+from ..utils.io import read_json, write_json
+
+log = logging.getLogger(__name__)
+
+CURVE_METRICS = ("attribute_accuracy", "r_precision", "fid", "kid_mean", "consistency_gap_damsm",
+                 "consistency_gap_inception")
+
+
+def curve_dir(cfg: Config) -> Path:
+    return paths.profile_dir(cfg.profile, cfg.run.results_dir) / "learning_curve"
+
+
+def training_seconds(stats_path: Path) -> list[tuple[int, float]]:
+    """(step, cumulative training seconds) at every logged step of ``stats.jsonl``."""
+    out, total = [], 0.0
+    if not stats_path.is_file():
+        return out
+    for line in stats_path.read_text().splitlines():
+        if line.strip():
+            rec = json.loads(line)
+            total += float(rec.get("seconds", 0.0))
+            out.append((int(rec["step"]), total))
+    return out
+
+
+def seconds_at(step: int, table: list[tuple[int, float]]) -> float | None:
+    """Training seconds up to ``step`` (the last logged step at or before it)."""
+    before = [s for k, s in table if k <= step]
+    return before[-1] if before else None
+
+
+def learning_curve(cfg: Config, device, dataset_root: str | Path, force: bool = False,
+                   progress: bool | str = "auto") -> dict[str, Any]:
+    """Evaluate every kept checkpoint of the finished run of ``cfg``; returns (and writes) the curve record."""
+    from ..metrics.evaluate import evaluate_gan
+    from ..train.checkpoint import list_checkpoints
+    from ..train.gan import run_dir_for
+
+    run_dir = run_dir_for(cfg)
+    if not (run_dir / "summary.json").is_file():
+        raise FileNotFoundError(f"{run_dir / 'summary.json'} not found: train {cfg.run_id} first (with "
+                                "train.keep_checkpoints=0 to keep every checkpoint)")
+    ckpts = sorted(list_checkpoints(run_dir / "checkpoints"))
+    if len(ckpts) < 2:
+        raise ValueError(f"{cfg.run_id} kept {len(ckpts)} checkpoint(s); a learning curve needs several: train it "
+                         "with train.keep_checkpoints=0 and train.ckpt_every below train.max_steps")
+    secs = training_seconds(run_dir / "stats.jsonl")
+    out_dir = curve_dir(cfg) / cfg.run_id
+    points = []
+    t0 = time.time()
+    for step, path in ckpts:
+        rec = evaluate_gan(cfg, device, dataset_root, force=force, progress=progress, checkpoint=path,
+                           out_path=out_dir / f"metrics_{step:06d}.json")
+        m = rec["metrics"]
+        points.append({"step": step, "train_seconds": seconds_at(step, secs),
+                       **{k: m.get(k) for k in CURVE_METRICS}})
+        log.info("learning curve %s step %d: %s", cfg.run_id, step,
+                 ", ".join(f"{k}={m.get(k):.4g}" for k in CURVE_METRICS if m.get(k) is not None))
+    summary = read_json(run_dir / "summary.json")
+    record = {"kind": "learning_curve", "run_id": cfg.run_id, "experiment": cfg.experiment,
+              "family": cfg.model.family, "profile": cfg.profile, "seed": cfg.run.seed, "config_hash": cfg.hash,
+              "lib_version": __version__, "config": cfg.to_dict(), "points": points,
+              "train_wall_seconds": summary.get("wall_seconds"), "eval_seconds": time.time() - t0,
+              "chance": chance_levels(rec), "protocol": rec.get("protocol", {}).get("r_precision")}
+    path = write_json(curve_dir(cfg) / f"{cfg.run_id}.json", record)
+    record["_file"] = str(path)
+    return record
+
+
+def chance_levels(rec: dict) -> dict[str, float | None]:
+    """Chance levels of the conditioning measures for a metrics record: R-precision 1 / candidates; attribute
+    accuracy of uniform guessing, averaged over the classifier's heads (None without a classifier)."""
+    proto = rec.get("protocol", {})
+    rp = (proto.get("r_precision") or {}).get("n_candidates")
+    heads = (proto.get("attribute_classifier") or {}).get("heads") or {}
+    attr = sum(1.0 / k for k in heads.values()) / len(heads) if heads else None
+    return {"r_precision": 1.0 / rp if rp else None, "attribute_accuracy": attr}
+
+
+def figure(records: list[dict], title: str = "learning curves"):
+    """Attribute accuracy, R-precision and FID against training steps, one line per run (family), chance dashed;
+    the top axis of each panel gives the training minutes of the first run."""
+    from .figures import _plt
+
+    plt = _plt()
+    panels = [("attribute_accuracy", "attribute accuracy (%)", 100), ("r_precision", "R-precision (%)", 100),
+              ("fid", "FID (lower is better)", 1)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4))
+    for ax, (key, label, scale) in zip(axes, panels):
+        for rec in records:
+            pts = [p for p in rec["points"] if p.get(key) is not None]
+            ax.plot([p["step"] for p in pts], [p[key] * scale for p in pts], marker="o", ms=3,
+                    label=rec["experiment"])
+            ch = (rec.get("chance") or {}).get(key)
+            if ch is not None:
+                ax.axhline(ch * scale, color="grey", ls="--", lw=0.8)
+        ax.set_xlabel("training step")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        if key != "fid":
+            ax.set_ylim(bottom=0)
+    axes[0].legend(fontsize=7, loc="best")
+    fig.suptitle(title + " (dashed: chance)", fontsize=10)
+    fig.tight_layout()
+    return fig
