@@ -122,7 +122,7 @@ def test_simulated_raters_preference_is_recovered_and_inattentive_raters_exclude
     assert set(res["included_raters"]) >= {r["rater_id"] for r in truth["raters"] if r["attentive"]}
     assert all("attention checks" in r["reason"] for r in res["excluded_raters"])
     # The seeds are fixed, but the page's version (a hash of its assets) seeds each rater's schedule, so any edit
-    # of the page redraws these answers: the checks below fail for about 1 draw in 100 (checked over 20 draws).
+    # of the page redraws these answers: the checks below should fail for about 1 draw in 100 (1 of 20 redraws did).
     covered = 0
     for r in res["pairwise"]:
         if r["kind"] == "all":
