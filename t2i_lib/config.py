@@ -100,7 +100,7 @@ class ModelConfig:
     r_num: int = 2                       # AttnGAN residual blocks per stage
     style_mixing: float = 0.9            # style-AttnGAN mixing probability
     truncation_psi: float = 1.0          # style-AttnGAN truncation of evaluation samples (1 = none; metrics)
-    figure_truncation_psi: float = 1.0   # style-AttnGAN truncation of sample grids and figures (reference 0.7)
+    figure_truncation_psi: float = 1.0   # style-AttnGAN truncation of sample grids and figures (reference eval: 0.4)
     widths: str = "reference"            # SSA-GAN channel schedule: reference (256-px widths) | relative (small images)
     mask_hidden: int = 100               # SSA-GAN mask-predictor hidden channels (reference 100)
     cond_hidden: int = 256               # SSA-GAN SA-BN MLP width (reference 256)
@@ -431,8 +431,9 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"data.test_fraction must be in [0, 1), got {d.test_fraction}")
     if not 0 < t.ema_decay < 1:
         raise ConfigError(f"train.ema_decay must be in (0, 1), got {t.ema_decay}")
-    if not 0 <= m.truncation_psi <= 1:
-        raise ConfigError(f"model.truncation_psi must be in [0, 1], got {m.truncation_psi}")
+    for k, v in {"model.truncation_psi": m.truncation_psi, "model.figure_truncation_psi": m.figure_truncation_psi}.items():
+        if not 0 <= v <= 1:
+            raise ConfigError(f"{k} must be in [0, 1], got {v}")
     # Incompatible combinations.
     if cfg.profile == "paper" and d.dataset == "caption-shapes":
         raise ConfigError("profile 'paper' reproduces CUB/COCO: set data.dataset to 'cub' or 'coco' "

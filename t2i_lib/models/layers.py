@@ -2,7 +2,7 @@
 
 References (described, not copied): NVlabs/stylegan2-ada-pytorch ``training/networks.py`` (equalised learning rate
 with a learning-rate multiplier), sidward14/gan-lab ``gan_lab/utils/custom_layers.py`` and
-``gan_lab/stylegan/architectures.py`` (the layers Style-AttnGAN imports), REFERENCE.md §5.2.
+``gan_lab/stylegan/architectures.py`` (the layers Style-AttnGAN imports), docs/method.md#attngan-with-style-blocks.
 
 Equalised learning rate (``EqualLinear``, ``EqualConv2d``)
     The stored weight is drawn from N(0, 1) / lr_mult and scaled at run time by
@@ -31,7 +31,9 @@ Other blocks
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 
 import torch
 import torch.nn as nn
@@ -149,16 +151,40 @@ class PixelNorm(nn.Module):
         return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + self.eps)
 
 
+_NOISE_SEEDS = threading.local()
+
+
+@contextlib.contextmanager
+def per_sample_noise(seeds):
+    """Within this block, :class:`NoiseInjection` layers in eval mode draw sample ``i``'s noise from a generator
+    seeded by ``seeds[i]``: random per-pixel noise as the reference samples it, yet a function of the sample alone
+    (not of the batch it is in or of earlier draws), so evaluation stays reproducible and batch-size independent."""
+    prev = getattr(_NOISE_SEEDS, "gens", None)
+    _NOISE_SEEDS.gens = [torch.Generator().manual_seed(int(s)) for s in seeds]  # layers draw in forward order
+    try:
+        yield
+    finally:
+        _NOISE_SEEDS.gens = prev
+
+
+def seeds_from_rows(z: torch.Tensor) -> list[int]:
+    """One 63-bit seed per row of ``z`` from its bytes (the evaluation noise z is itself seeded per sample index)."""
+    import hashlib
+
+    rows = z.detach().float().cpu().contiguous().numpy()
+    return [int.from_bytes(hashlib.blake2b(r.tobytes(), digest_size=8).digest(), "little") >> 1 for r in rows]
+
+
 class NoiseInjection(nn.Module):
     """Add per-pixel Gaussian noise scaled by a learned per-channel weight (initialised to 0).
 
-    ``eval_noise`` decides what happens in eval mode when no noise is passed: "zero" (default; sampling is then a
-    deterministic function of z and the caption, so evaluation noise seeded per sample index is enough for
-    batch-size-independent results) or "random" (the reference's behaviour: fresh noise from the global RNG).
-    Training always draws random noise.
+    Noise is always random, as in the reference (training and sampling).  When no noise is passed it is drawn
+    from the global torch RNG, except in eval mode inside :func:`per_sample_noise`, where sample ``i`` gets its
+    own seeded draw (how evaluation samples the styled generator; see ``t2i_lib.train.families.style_attngan``).
+    ``eval_noise = "zero"`` (class attribute) switches noise off in eval mode instead, for experiments.
     """
 
-    eval_noise: str = "zero"
+    eval_noise: str = "random"
 
     def __init__(self,
                  channels: int):             # C of the feature map
@@ -167,13 +193,20 @@ class NoiseInjection(nn.Module):
         self.weight = nn.Parameter(torch.zeros(1, channels, 1, 1))
 
     def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-        """x B x C x H x W, noise B x 1 x H x W (None: drawn with torch.randn) -> B x C x H x W."""
+        """x B x C x H x W, noise B x 1 x H x W (None: drawn as the class docstring says) -> B x C x H x W."""
         check_shape(x, [None, self.channels, None, None], "NoiseInjection x")
         b, _, h, w = x.shape
         if noise is None:
             if not self.training and self.eval_noise == "zero":
                 return x
-            noise = torch.randn(b, 1, h, w, device=x.device, dtype=x.dtype)
+            gens = getattr(_NOISE_SEEDS, "gens", None)
+            if not self.training and gens is not None:
+                if len(gens) != b:
+                    raise ValueError(f"per_sample_noise has {len(gens)} seeds for a batch of {b}")
+                noise = torch.stack([torch.randn(1, h, w, generator=g) for g in gens]).to(device=x.device,
+                                                                                          dtype=x.dtype)
+            else:
+                noise = torch.randn(b, 1, h, w, device=x.device, dtype=x.dtype)
         else:
             check_shape(noise, [b, 1, h, w], "NoiseInjection noise")
         return x + self.weight * noise

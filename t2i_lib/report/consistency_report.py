@@ -66,7 +66,7 @@ def side_by_side(configs: Sequence, dataset_root, device, n_images: int = 4, k: 
         axes[0, 0].set_title("real", fontsize=7)
         for i, (G, fam, c) in enumerate(gens):
             z = sample_noise([r] * k, fam.noise_dim(c), seed)
-            imgs = next(generate(G, fam.generate, text_enc, test, items[r], caps[r], fam.noise_dim(c), seed, device,
+            imgs = next(generate(G, fam.sampler(c, figures=True), text_enc, test, items[r], caps[r], fam.noise_dim(c), seed, device,
                                  batch_size=k, noise=z))
             axes[i, 1].set_ylabel(label(c), fontsize=7)
             for j in range(k):

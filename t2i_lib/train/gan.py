@@ -372,7 +372,7 @@ def _train_gan(cfg: Config, device, dataset_root: str | Path, force: bool, resum
             if hasattr(pbar, "set_postfix"):
                 pbar.set_postfix(d=f"{rec.get('d_total', 0):.3f}", g=f"{rec.get('g_total', 0):.3f}")
         if main and (step % t.sample_every == 0 or step == total_steps):
-            sample_grid(G_ema if G_ema is not None else G, fam.generate, text_enc, fixed, device,
+            sample_grid(G_ema if G_ema is not None else G, fam.sampler(cfg, figures=True), text_enc, fixed, device,
                         run_dir / "samples" / f"fakes_{step:06d}.png")
         if main and (step % t.ckpt_every == 0 or step == total_steps):
             ck.save(ckpt_dir, step, payload(), keep_last=t.keep_checkpoints)
@@ -386,7 +386,8 @@ def _train_gan(cfg: Config, device, dataset_root: str | Path, force: bool, resum
     final_grid = run_dir / "samples" / f"fakes_{total_steps:06d}.png"
     summary = {"run_id": cfg.run_id, "config_hash": cfg.hash, "lib_version": __version__, "seed": cfg.run.seed,
                "family": cfg.model.family, "losses": t.losses.as_dict(), "f2f_pairing": t.f2f_pairing,
-               "pair_noise": t.pair_noise, "caption_sets": t.caption_sets, "adam": t.adam, "steps": total_steps, "steps_per_epoch": steps_per_epoch,
+               "pair_noise": t.pair_noise, "caption_sets": t.caption_sets, "adam": t.adam,
+               "figure_truncation_psi": cfg.model.figure_truncation_psi, "steps": total_steps, "steps_per_epoch": steps_per_epoch,
                "images_per_step": bs * n_caps, "skipped_steps": skipped, "damsm": enc_meta,
                "dataset": str(dataset_root), "device": str(device), "wall_seconds": time.time() - t0,
                "final": history[-1] if history else {}, "checkpoint": str(ckpt_dir / f"ckpt_{total_steps:06d}.pt"),

@@ -167,3 +167,14 @@ class Family:
     betas: Callable[[Config], tuple[float, float]] = lambda cfg: (cfg.train.beta1, cfg.train.beta2)
     heads: Callable | None = None  # (D, x, sents, mismatch) -> logits the D step needs (distributed.Heads)
     per_scale: bool = False  # D is a list of per-scale discriminators, one Heads each
+    truncation: bool = False  # generate() takes truncation_psi (model.truncation_psi / figure_truncation_psi)
+
+    def sampler(self, cfg: Config, figures: bool = False) -> Callable:
+        """``generate`` as evaluation (``model.truncation_psi``) or figures (``model.figure_truncation_psi``) call
+        it: (G, z, sent, words, word_mask) -> final-resolution images."""
+        psi = cfg.model.figure_truncation_psi if figures else cfg.model.truncation_psi
+        if not self.truncation or psi == 1.0:
+            return self.generate
+        import functools
+
+        return functools.partial(self.generate, truncation_psi=psi)

@@ -31,12 +31,13 @@ def build(cfg: Config) -> tuple[dict[str, nn.Module], dict[str, dict]]:
     return {"G": AttnGANGenerator(**gk), "D": MultiScaleDiscriminator(**dk)}, {"G": gk, "D": dk}
 
 
-def generate(G, z, sent, words=None, word_mask=None):
+def generate(G, z, sent, words=None, word_mask=None, **g_kwargs):
     """Final-resolution images; ``z`` may carry the CA noise in its last ``G.ca_dim`` columns (evaluation noise
-    is then a function of the sample index only, so samples do not depend on the batch)."""
+    is then a function of the sample index only, so samples do not depend on the batch).  ``g_kwargs`` go to G
+    (e.g. ``truncation_psi`` for the styled generator)."""
     if z.shape[1] == G.z_dim + G.ca_dim:
-        return G(z[:, :G.z_dim], sent, words, word_mask, ca_eps=z[:, G.z_dim:])[-1]
-    return G(z, sent, words, word_mask)[-1]
+        return G(z[:, :G.z_dim], sent, words, word_mask, ca_eps=z[:, G.z_dim:], **g_kwargs)[-1]
+    return G(z, sent, words, word_mask, **g_kwargs)[-1]
 
 
 def heads(Di, x, sents, mismatch: bool = False):

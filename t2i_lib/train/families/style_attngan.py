@@ -10,6 +10,17 @@ from ..step import Family
 from . import attngan
 
 
+def generate(G, z, sent, words=None, word_mask=None, truncation_psi: float = 1.0):
+    """Final-resolution images of the styled generator (eval mode): CA noise from the last ``G.ca_dim`` columns of
+    ``z`` as in :func:`.attngan.generate`, the injected per-pixel noise random as in the reference but drawn per
+    sample from a seed derived from its ``z`` row (so a sample does not depend on its batch), and truncation
+    ``truncation_psi`` of w towards its tracked average (1 = none)."""
+    from ...models.layers import per_sample_noise, seeds_from_rows
+
+    with per_sample_noise(seeds_from_rows(z)):
+        return attngan.generate(G, z, sent, words, word_mask, truncation_psi=truncation_psi)
+
+
 def build(cfg: Config) -> tuple[dict[str, nn.Module], dict[str, dict]]:
     from ...models.style_attngan import StyleAttnGANGenerator, style_discriminators
 
@@ -20,5 +31,5 @@ def build(cfg: Config) -> tuple[dict[str, nn.Module], dict[str, dict]]:
     return {"G": StyleAttnGANGenerator(**gk), "D": style_discriminators(**dk)}, {"G": gk, "D": dk}
 
 
-FAMILY = Family("style_attngan", build, attngan.step, attngan.generate, attngan.image_sizes, attngan.noise_dim,
-                heads=attngan.heads, per_scale=True)
+FAMILY = Family("style_attngan", build, attngan.step, generate, attngan.image_sizes, attngan.noise_dim,
+                heads=attngan.heads, per_scale=True, truncation=True)
