@@ -27,12 +27,11 @@ def progress(iterable: Iterable[T], enabled: bool | str = "auto", **kw) -> Itera
 
 
 def get_logger(name: str = "t2i_lib") -> logging.Logger:
-    """The library logger; configures a handler once if the application has none: stderr, or stdout inside a
-    Jupyter kernel (the notebooks' messages are part of their story, not error blocks in the reports)."""
+    """The library logger; configures a stderr handler once if the application has none."""
     logger = logging.getLogger(name)
     root = logging.getLogger("t2i_lib")
     if not root.handlers:
-        h = logging.StreamHandler(sys.stdout if "ipykernel" in sys.modules else sys.stderr)
+        h = logging.StreamHandler(sys.stderr)
         h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
         root.addHandler(h)
         root.setLevel(logging.INFO)
