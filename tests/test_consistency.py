@@ -71,3 +71,56 @@ def test_attribute_classifier_learns_and_scores_stated_attributes_only(shapes):
     assert good[K.ATTRIBUTE_ACCURACY] > bad[K.ATTRIBUTE_ACCURACY] + 0.3
     only_shape = K.attribute_accuracy(clf, imgs, attrs, [["shape"]] * 16, "cpu")
     assert set(only_shape["per_attribute"]) == {"shape"} and only_shape["n_checks"] == 16
+
+
+def test_calibrated_gap_blind_zero_copier_positive_and_unsaturated(shapes):
+    test = CaptionDataset(shapes, "test", (32,))
+    plan = K.consistency_plan(test, n_images=20, k=3, seed=1)
+    offset = torch.full((3 * 16 * 16,), 40.0)  # one direction every image shares, as measured on DAMSM codes
+
+    def feats(x):
+        return _features(x) + offset
+
+    def blind(items, caps, z):
+        return torch.tanh(z[:, :3, None, None].expand(-1, 3, 16, 16) * torch.linspace(-1, 1, 16))
+
+    def copier(items, caps, z):
+        imgs = [torch.from_numpy(render(sample_params(3, int(test.records[i]["key"].split("_")[-1])), 16))
+                for i in items]
+        return torch.stack(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1 + 0.05 * z[:, :1, None, None]
+
+    out = {}
+    for name, gen in (("blind", blind), ("copier", copier)):
+        sib, unrel = K.generated_groups(gen, plan, z_dim=4, eval_seed=0)
+        out[name] = K.consistency_scores(feats(sib.flatten(0, 1)).reshape(20, 3, -1),
+                                         feats(unrel.flatten(0, 1)).reshape(20, 3, -1), center="pooled",
+                                         n_boot=500, seed=0)
+    assert out["blind"]["gap"] == pytest.approx(0.0, abs=1e-12)
+    assert out["blind"]["gap_ci95"] == pytest.approx([0.0, 0.0], abs=1e-12)
+    assert out["blind"]["sibling_sim"] > 0.5  # high sibling similarity without any text dependence
+    c = out["copier"]
+    assert c["gap"] > 0.3 and c["gap_ci95"][0] > 0.2 and c["gap_ci95"][0] <= c["gap"] <= c["gap_ci95"][1]
+    assert c["n_groups"] == 20
+    # Uncentred, the shared offset saturates every cosine: the same generator's raw gap is tiny.
+    assert c["gap_raw"] < 0.01 and c["gap"] > 30 * c["gap_raw"]
+
+
+def test_bootstrap_ci_is_seeded_and_covers_the_mean():
+    v = np.array([0.1, 0.3, 0.2, 0.5, 0.4, 0.0])
+    a = K.bootstrap_ci(v, 2000, seed=3)
+    assert a == K.bootstrap_ci(v, 2000, seed=3) and a[0] < v.mean() < a[1] and a[1] - a[0] < 0.4
+    assert K.bootstrap_ci(v, 0) is None and K.bootstrap_ci(v[:1], 100) is None
+
+
+def test_attribute_chance_is_pooled_over_checks():
+    class Fixed(torch.nn.Module):
+        def forward(self, x):  # shape: 2 classes, colour: 8 classes; always predicts class 0
+            return {"shape": torch.zeros(len(x), 2).index_fill_(1, torch.tensor([0]), 1.0),
+                    "colour": torch.zeros(len(x), 8).index_fill_(1, torch.tensor([0]), 1.0)}
+
+    attrs = [{"shape": 0, "colour": 0}, {"shape": 1, "colour": 3}, {"shape": 0, "colour": 5}]
+    ments = [["shape", "colour"], ["colour"], ["colour"]]
+    r = K.attribute_accuracy(Fixed(), torch.zeros(3, 3, 8, 8), attrs, ments, "cpu")
+    assert r["n_checks"] == 4 and r[K.ATTRIBUTE_ACCURACY] == pytest.approx(2 / 4)
+    # pooled: (1/2 + 3 x 1/8) / 4 checks, not the plain mean over heads (1/2 + 1/8) / 2
+    assert r["chance"] == pytest.approx((0.5 + 3 / 8) / 4)

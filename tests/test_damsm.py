@@ -2,6 +2,7 @@
 
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -182,3 +183,57 @@ def test_smoke_pretraining_learns_well_above_chance(tmp_path):
     rp = s["r_precision_best"]["r_precision"]
     print("R-precision", rp, [round(h["r_precision"], 3) for h in s["history"]])
     assert rp >= 0.30  # chance is 0.10 with 10 candidates (measured 0.51 here)
+
+
+def test_validation_split_is_carved_from_train_stratified_and_seeded(tmp_path):
+    from t2i_lib.data import CaptionDataset
+    from t2i_lib.data.dataset import validation_indices
+    from t2i_lib.data.prepare import ensure_dataset
+
+    recs = [{"class_id": c, "key": f"k{c}_{j}"} for c in range(7) for j in range(20)]  # 7 classes x 20
+    idx = validation_indices(recs, 0.1, seed=3)
+    assert len(idx) == 14 and list(idx) == sorted(set(idx.tolist()))
+    per_class = np.bincount([recs[i]["class_id"] for i in idx], minlength=7)
+    assert per_class.tolist() == [2] * 7  # every 10th item of the class-ordered list: 2 of each class's 20
+    assert np.array_equal(idx, validation_indices(recs, 0.1, seed=3))
+    assert not np.array_equal(idx, validation_indices(recs, 0.1, seed=4))
+    singletons = [{"class_id": i} for i in range(50)]  # COCO-like: one image per class
+    assert len(validation_indices(singletons, 0.2, seed=0)) == 10
+    with pytest.raises(ValueError, match="fraction"):
+        validation_indices(recs, 0.0)
+
+    cfg = _cfg(tmp_path)
+    root = ensure_dataset(cfg)
+    full = CaptionDataset(root, "train")
+    tr = CaptionDataset(root, "train", val_fraction=0.1)
+    va = CaptionDataset(root, "val", val_fraction=0.1)
+    te = CaptionDataset(root, "test")
+    assert len(tr) + len(va) == len(full) and va.split == "val" and len(va) == round(len(full) / 10)
+    assert not set(tr.keys) & set(va.keys) and not set(va.keys) & set(te.keys)
+    with pytest.raises(ValueError, match="val_fraction"):
+        CaptionDataset(root, "val")
+
+
+def test_selection_never_reads_the_test_split_and_judge_is_a_second_encoder(tmp_path):
+    from t2i_lib.data.prepare import ensure_dataset
+    from t2i_lib.train import damsm as D
+
+    cfg = _cfg(tmp_path, **{"damsm.epochs": 1})
+    s = D.pretrain_damsm(cfg, torch.device("cpu"), ensure_dataset(cfg), max_batches=1)
+    assert s["validation"]["split"] == "val" and s["validation"]["fraction"] == 0.1
+    assert "validation split carved from the training split" in s["selection"]
+    assert s["history"][0]["r_precision"] >= 0 and s["r_precision_best"]["split"] == "test"  # test: report only
+    m = json.loads(open(s["metrics_file"]).read())
+    assert not Path(m["encoder"]).is_absolute() and m["encoder"].startswith("runs/")
+    gan = C.resolve("ssagan_f2f", "smoke", {"run.results_dir": str(tmp_path / "res"), "damsm.contrastive": True})
+    j = D.judge_config_for(gan)
+    t = D.damsm_config_for(gan)
+    assert j.experiment == t.experiment == "damsm_cl" and j.run.seed == 1 and t.run.seed == 0
+    assert j.run_id != t.run_id and D.judge_encoder_path(gan) != D.encoder_path(gan)
+    assert D.judge_config_for(C.resolve("ssagan_f2f", "smoke", {"eval.judge_kind": "damsm",
+                                                                 "damsm.contrastive": True})).experiment == "damsm"
+    # The judge's settings live in eval.*: they never change a GAN run's id.
+    assert C.resolve("ssagan_f2f", "smoke", {"eval.judge_seed": 7}).run_id == C.resolve("ssagan_f2f", "smoke").run_id
+    assert D.judge_encoder_path(C.resolve("ssagan_f2f", "smoke", {"eval.judge": False})) is None
+    with pytest.raises(C.ConfigError, match="judge_seed"):
+        D.judge_config_for(C.resolve("ssagan_f2f", "smoke", {"eval.judge_seed": 0}))

@@ -81,3 +81,29 @@ def test_text_blind_generator_scores_chance():
     blind = torch.ones(n, d, dtype=torch.float64)  # one picture whatever the caption
     out = R.r_precision(blind, items, capi, table, offsets, cls, n_candidates=100, n_folds=10, seed=1)
     assert out[R.R_PRECISION] <= 0.04  # chance 1 %
+
+
+def test_eval_sample_covers_classes_is_seeded_and_the_same_for_every_arm():
+    from types import SimpleNamespace
+
+    from t2i_lib.metrics.sampling import class_interleaved_order, eval_plan
+
+    cls = np.repeat(np.arange(12), 20)  # a test split stored class by class (12 classes x 20 images)
+    order = class_interleaved_order(cls, seed=5)
+    assert sorted(order.tolist()) == list(range(240))
+    assert len(set(cls[order[:12]].tolist())) == 12  # the first 12 samples: one of each class
+    assert np.bincount(cls[order[:60]], minlength=12).tolist() == [5] * 12
+    assert np.array_equal(order, class_interleaved_order(cls, seed=5))
+    assert not np.array_equal(order, class_interleaved_order(cls, seed=6))
+    class DS(SimpleNamespace):
+        def __len__(self):
+            return len(self.records)
+
+    ds = DS(class_ids=cls, records=[{"tokens": [[1], [2], [3]]} for _ in cls])
+    items, caps = eval_plan(ds, 300, seed=5)  # more samples than images: a second pass in the same order
+    assert np.array_equal(items[:240], order) and np.array_equal(items[240:], order[:60])
+    assert caps.min() >= 0 and caps.max() <= 2
+    items2, caps2 = eval_plan(ds, 300, seed=5)
+    assert np.array_equal(items, items2) and np.array_equal(caps, caps2)
+    first_n = np.arange(24) % 240  # the old plan: the first 24 items, 2 classes only
+    assert len(set(cls[first_n].tolist())) == 2 and len(set(cls[items[:24]].tolist())) == 12

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 FORMAT_NAME = "t2i-canonical"
 FORMAT_VERSION = 1
 SPLITS = ("train", "test")
+VAL_SPLIT = "val"  # derived: carved from "train" by :func:`validation_indices`, never stored
 IMAGE_SIZES = (64, 128, 256)
 _RECORD_FIELDS = {"key": str, "split": str, "class_id": int, "image": str, "captions": list, "tokens": list}
 _MANIFEST_FIELDS = {"format": str, "format_version": int, "name": str, "splits": dict, "n_images": int,
@@ -284,6 +285,25 @@ def load_vocab(root: str | Path, manifest: dict | None = None) -> Vocabulary:
     return vocab
 
 
+def validation_indices(train_records: Sequence[dict], fraction: float, seed: int = 0) -> np.ndarray:
+    """Indices (into ``train_records``) of the validation split carved from the training split.
+
+    The training records are ordered by class id, and within a class by a shuffle seeded by ``seed``; every
+    ``k``-th of them is a validation item, ``k = max(2, round(1 / fraction))``, starting at a seeded offset.  So the
+    split is stratified by class (each class gives about 1/k of its images; singleton classes such as COCO's are
+    spread evenly), reproducible, and the same for every run that asks for the same fraction and seed.  Sorted.
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
+    n = len(train_records)
+    k = max(2, int(round(1.0 / fraction)))
+    rng = np.random.default_rng([int(seed) % (2**63), 104729])
+    tiebreak = rng.permutation(n)
+    order = sorted(range(n), key=lambda i: (int(train_records[i]["class_id"]), int(tiebreak[i])))
+    offset = int(rng.integers(k))
+    return np.sort(np.asarray(order[offset::k], dtype=np.int64))
+
+
 class CaptionDataset:
     """A ``torch.utils.data.Dataset`` over one split of a canonical dataset.
 
@@ -302,14 +322,19 @@ class CaptionDataset:
         on_bad_image: "raise" (a :class:`BadImageError` naming key and file) or "skip" (serve the next readable
             item and record the key in ``bad_keys``, counted per process).
         caption_index: fix the caption served (evaluation); None draws one at random.
+        val_fraction: > 0 carves a validation split out of "train" (:func:`validation_indices`, seeded by
+            ``val_seed``): ``split="train"`` then serves the rest and ``split="val"`` the carved items.
     """
 
     def __init__(self, root: str | Path, split: str = "train", image_sizes: Sequence[int] = (64,),
                  captions_per_sample: int = 1, max_words: int = 18, long_caption_mode: str = "subsample",
                  seed: int = 0, random_crop: bool = False, random_flip: bool = False,
-                 on_bad_image: str = "raise", caption_index: int | None = None):
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+                 on_bad_image: str = "raise", caption_index: int | None = None, val_fraction: float = 0.0,
+                 val_seed: int = 0):
+        if split not in SPLITS + (VAL_SPLIT,):
+            raise ValueError(f"split must be one of {SPLITS + (VAL_SPLIT,)}, got {split!r}")
+        if split == VAL_SPLIT and not 0 < val_fraction < 1:
+            raise ValueError(f"split 'val' needs 0 < val_fraction < 1, got {val_fraction}")
         sizes = tuple(int(s) for s in image_sizes)
         if not sizes or list(sizes) != sorted(set(sizes)) or any(s < 4 for s in sizes):
             raise ValueError(f"image_sizes must be distinct, ascending and >= 4, got {image_sizes!r}")
@@ -322,7 +347,12 @@ class CaptionDataset:
         self.root = Path(root)
         self.manifest = read_manifest(self.root)
         self.vocab = load_vocab(self.root, self.manifest)
-        self.records = [r for r in read_records(self.root, self.manifest) if r["split"] == split]
+        stored = "train" if split == VAL_SPLIT else split
+        self.records = [r for r in read_records(self.root, self.manifest) if r["split"] == stored]
+        if stored == "train" and val_fraction > 0:
+            val = set(validation_indices(self.records, val_fraction, val_seed).tolist())
+            self.records = [r for i, r in enumerate(self.records) if (i in val) == (split == VAL_SPLIT)]
+        self.val_fraction = float(val_fraction) if stored == "train" else 0.0
         if not self.records:
             raise DataError(f"{self.root}: split {split!r} is empty")
         self.split = split

@@ -24,11 +24,26 @@ def sample_noise(indices: Sequence[int], z_dim: int, eval_seed: int) -> torch.Te
                         for i in indices])
 
 
+def class_interleaved_order(class_ids: Sequence[int], seed: int) -> np.ndarray:
+    """All item indices, ordered so that every prefix covers the classes evenly: classes in a seeded order, items
+    of a class in a seeded order, then round-robin over the classes (one item of each class, then a second of
+    each, ...).  Depends only on the class ids and ``seed``, so it is the same for every arm of a study."""
+    cls = np.asarray(class_ids)
+    rng = np.random.default_rng([int(seed) % (2**63), 3])
+    classes = rng.permutation(np.unique(cls))
+    queues = [rng.permutation(np.flatnonzero(cls == c)) for c in classes]
+    order = [int(q[r]) for r in range(max(len(q) for q in queues)) for q in queues if r < len(q)]
+    return np.asarray(order, dtype=np.int64)
+
+
 def eval_plan(dataset, n_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(item_index, caption_index) of ``n_samples`` queries: passes over the test split, one seeded random caption
-    per image per pass (T2I_CL/DM-GAN's sampler makes several passes to reach 30,000)."""
+    """(item_index, caption_index) of ``n_samples`` queries: passes over the test split in class-interleaved order
+    (:func:`class_interleaved_order`, so fewer samples than images still spread over all classes; test splits are
+    often stored class by class), one seeded random caption per image per pass (T2I_CL/DM-GAN's sampler makes
+    several passes to reach 30,000).  Seeded, the same for every arm."""
     n = len(dataset)
-    items = np.arange(n_samples) % n
+    order = class_interleaved_order(dataset.class_ids, seed)
+    items = order[np.arange(n_samples) % n]
     caps = np.array([int(item_rng(seed, 2, i).integers(len(dataset.records[items[i]]["tokens"])))
                      for i in range(n_samples)], dtype=np.int64)
     return items, caps

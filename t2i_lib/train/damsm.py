@@ -7,10 +7,19 @@ batch: DAMSM (w0 + w1 + s0 + s1, unweighted) on one caption, or for ``damsm.cont
 captions of the same images plus NT-Xent(tau) between the two sentence embeddings.  Batches are not length-sorted
 (the text encoder packs with ``enforce_sorted=False``), so both caption sets are already in dataset order.
 
-After every epoch: validation loss on the test split (one caption per image, fixed by the seed) and R-precision
-of real test images (the protocol of :mod:`t2i_lib.metrics.r_precision`), appended to ``stats.jsonl``.
-Checkpoints every ``ckpt_every`` epochs and at the end; the best epoch by validation loss is copied to
-``best.pt`` (the selection rule is recorded).  Resuming restarts from the latest readable checkpoint at an
+Validation split.  ``damsm.val_fraction > 0`` (the default, 0.1) carves a validation split out of the training
+split (:func:`t2i_lib.data.dataset.validation_indices`: every 1/f-th training image ordered by class and a seeded
+shuffle); the encoders train on the rest.  After every epoch: validation loss on that split (one caption per image,
+fixed by the seed) and R-precision of its real images (the protocol of :mod:`t2i_lib.metrics.r_precision`),
+appended to ``stats.jsonl``.  The test split, which later scores the generators, plays no part in training or
+selection; it only reports the chosen encoder's real-image R-precision at the end.  (``val_fraction=0`` restores
+the old protocol: validation on the test split.)  Checkpoints every ``ckpt_every`` epochs and at the end; the best
+epoch by validation loss is copied to ``best.pt`` (the selection rule is recorded).
+
+Two encoders per profile.  The *training encoder* (``damsm.seed``) is the one GAN training uses (G-loss DAMSM term,
+fake-to-fake / fake-to-real features).  The *evaluation encoder* or judge (:func:`judge_config_for`, seed
+``eval.judge_seed``, same data and settings) is pretrained the same way and only scores generated images, so
+the losses are not judged by the network they optimise.  Resuming restarts from the latest readable checkpoint at an
 epoch boundary; because Adam is re-created every epoch and all sampling is seeded by (seed, epoch, index), a
 resumed run follows the uninterrupted one.
 """
@@ -32,7 +41,16 @@ from ..utils.io import write_json
 
 log = logging.getLogger(__name__)
 
-SELECTION_RULE = "lowest validation DAMSM loss (test split, one seeded caption per image)"
+SELECTION_RULE = "lowest validation DAMSM loss (test split, one seeded caption per image)"  # val_fraction = 0
+
+
+def selection_rule(cfg: Config) -> str:
+    """How ``best.pt`` is chosen under ``cfg``."""
+    f = cfg.damsm.val_fraction
+    if f <= 0:
+        return SELECTION_RULE
+    return (f"lowest validation DAMSM loss (validation split carved from the training split: fraction {f:g}, "
+            f"stratified by class, seeded; one seeded caption per image)")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -46,6 +64,44 @@ def damsm_config_for(cfg: Config) -> Config:
             "run": {"deterministic": cfg.run.deterministic, "device": cfg.run.device,
                     "progress": cfg.run.progress, "results_dir": cfg.run.results_dir}}
     return resolve(name, cfg.profile, over, seed=cfg.damsm.seed)
+
+
+def judge_config_for(cfg: Config) -> Config:
+    """The DAMSM pretraining config of ``cfg``'s evaluation encoder (the judge): the training encoder's data and
+    damsm settings with seed ``eval.judge_seed`` and the kind ``eval.judge_kind`` (same | damsm | damsm_cl)."""
+    from ..config import ConfigError
+
+    e = cfg.eval
+    contrastive = {"same": cfg.damsm.contrastive, "damsm": False, "damsm_cl": True}[e.judge_kind]
+    if e.judge_seed == cfg.damsm.seed:
+        raise ConfigError(f"eval.judge_seed={e.judge_seed} equals damsm.seed: the evaluation encoder must be "
+                          "trained with its own seed (or give eval.judge_encoder_path)")
+    judge = dataclasses.replace(cfg, damsm=dataclasses.replace(cfg.damsm, seed=e.judge_seed, contrastive=contrastive,
+                                                               encoder_path=""))
+    return damsm_config_for(judge)
+
+
+def judge_encoder_path(cfg: Config) -> Path | None:
+    """The evaluation encoder's checkpoint: ``eval.judge_encoder_path`` if set, else the judge's pretrained best.pt;
+    None when ``eval.judge`` is off."""
+    if not cfg.eval.judge:
+        return None
+    if cfg.eval.judge_encoder_path:
+        return Path(cfg.eval.judge_encoder_path).expanduser()
+    return run_dir_for(judge_config_for(cfg)) / "best.pt"
+
+
+def ensure_judge(cfg: Config, device, dataset_root: str | Path) -> Path | None:
+    """The evaluation encoder of ``cfg``, pretrained first when missing (None when ``eval.judge`` is off)."""
+    path = judge_encoder_path(cfg)
+    if path is None:
+        return None
+    if cfg.eval.judge_encoder_path:
+        if not path.is_file():
+            raise FileNotFoundError(f"eval.judge_encoder_path={cfg.eval.judge_encoder_path!r} does not exist")
+        return path
+    pretrain_damsm(judge_config_for(cfg), device, dataset_root)
+    return path
 
 
 def run_dir_for(cfg: Config) -> Path:
@@ -211,10 +267,14 @@ def _pretrain_damsm(cfg: Config, device, dataset_root: str | Path, force: bool, 
         seed_everything(cfg.run.seed + info.rank)  # own dropout masks per rank
     prog = progress_flag(cfg, progress) if info.is_main else False
     n_caps = 2 if dm.contrastive else 1
+    vf = dm.val_fraction
     train_ds = CaptionDataset(dataset_root, "train", (d.image_size,), n_caps, d.max_words, d.long_caption_mode,
-                              cfg.run.seed, d.random_crop, d.random_flip, d.on_bad_image)
+                              cfg.run.seed, d.random_crop, d.random_flip, d.on_bad_image, val_fraction=vf)
     test_ds = CaptionDataset(dataset_root, "test", (d.image_size,), 1, d.max_words, "truncate", cfg.run.seed,
                              on_bad_image=d.on_bad_image)
+    val_ds = test_ds if vf <= 0 else CaptionDataset(dataset_root, "val", (d.image_size,), 1, d.max_words, "truncate",
+                                                    cfg.run.seed, on_bad_image=d.on_bad_image, val_fraction=vf)
+    rule = selection_rule(cfg)
     if len(train_ds) < dm.batch_size:
         raise ValueError(f"damsm.batch_size={dm.batch_size} exceeds the {len(train_ds)} training images")
     vocab = train_ds.vocab
@@ -245,7 +305,7 @@ def _pretrain_damsm(cfg: Config, device, dataset_root: str | Path, force: bool, 
                 "inception_weights": model_kwargs["inception_weights"],
                 "state": {"text": text_enc.state_dict(), "image": image_enc.state_dict()},
                 "vocab": list(vocab.idx_to_word), "vocab_hash": vocab.hash, "lr": lr, "history": history,
-                "best": best, "selection": SELECTION_RULE, "rng": ck.rng_state()}
+                "best": best, "selection": rule, "rng": ck.rng_state()}
 
     t_start = time.time()
     for epoch in range(start_epoch, dm.epochs):
@@ -280,9 +340,9 @@ def _pretrain_damsm(cfg: Config, device, dataset_root: str | Path, force: bool, 
             lr = lr_next
             barrier(info)
             continue
-        val = evaluate(text_enc, image_enc, test_ds, cfg, device)
-        rp = real_image_r_precision(text_enc, image_enc, test_ds, device, cfg.eval.r_precision_candidates,
-                                    min(cfg.eval.r_precision_folds, len(test_ds)), seed=cfg.eval.eval_seed,
+        val = evaluate(text_enc, image_enc, val_ds, cfg, device)
+        rp = real_image_r_precision(text_enc, image_enc, val_ds, device, cfg.eval.r_precision_candidates,
+                                    min(cfg.eval.r_precision_folds, len(val_ds)), seed=cfg.eval.eval_seed,
                                     encoder_name=f"{cfg.run_id}@epoch{epoch}")
         rec = {"epoch": epoch, "lr": lr, "batches": n, "seconds": time.time() - t0, **train_terms, **val,
                "r_precision": rp["r_precision"], "r_precision_std": rp["r_precision_std"]}
@@ -311,13 +371,16 @@ def _pretrain_damsm(cfg: Config, device, dataset_root: str | Path, force: bool, 
                                       min(cfg.eval.r_precision_folds, len(test_ds)), seed=cfg.eval.eval_seed,
                                       encoder_name=f"{cfg.run_id}@final")
     best_text, best_image, meta = load_encoders(run_dir / "best.pt", device, freeze_them=False)
+    results_root = paths.profile_dir(cfg.profile, cfg.run.results_dir)
     best_rp = real_image_r_precision(best_text, best_image, test_ds, device, cfg.eval.r_precision_candidates,
                                      min(cfg.eval.r_precision_folds, len(test_ds)), seed=cfg.eval.eval_seed,
                                      encoder_name=f"{cfg.run_id}@best(epoch {best['epoch']})")
     summary = {"run_id": cfg.run_id, "config_hash": cfg.hash, "lib_version": __version__, "seed": cfg.run.seed,
                "dataset": str(dataset_root), "vocab_hash": vocab.hash, "vocab_size": len(vocab),
                "backbone": dm.backbone, "inception_weights": dm.inception_weights, "contrastive": dm.contrastive,
-               "epochs": dm.epochs, "best_epoch": best["epoch"], "selection": SELECTION_RULE,
+               "epochs": dm.epochs, "best_epoch": best["epoch"], "selection": rule,
+               "validation": {"split": val_ds.split, "fraction": vf, "n_images": len(val_ds),
+                              "n_train_images": len(train_ds)},
                "best_checkpoint": str(run_dir / "best.pt"), "r_precision_final": final_rp,
                "r_precision_best": best_rp, "history": history, "wall_seconds": time.time() - t_start,
                "device": str(device)}
@@ -325,10 +388,11 @@ def _pretrain_damsm(cfg: Config, device, dataset_root: str | Path, force: bool, 
                 cfg.eval.r_precision_candidates, "n_folds": best_rp["n_folds"], "fold_size": best_rp["fold_size"],
                 "seed": cfg.eval.eval_seed, "split": "test", "image_size": d.image_size}
     metrics = {"run_id": cfg.run_id, "kind": "damsm", "config_hash": cfg.hash, "lib_version": __version__,
-               "seed": cfg.run.seed, "profile": cfg.profile, "dataset": d.dataset, "encoder": str(run_dir / "best.pt"),
+               "seed": cfg.run.seed, "profile": cfg.profile, "dataset": d.dataset, "contrastive": dm.contrastive,
+               "encoder": (run_dir / "best.pt").relative_to(results_root).as_posix(), "selection": rule,
                "best_epoch": best["epoch"], "r_precision": best_rp["r_precision"],
                "r_precision_std": best_rp["r_precision_std"], "protocol": protocol, "config": cfg.to_dict()}
-    metrics_path = paths.profile_dir(cfg.profile, cfg.run.results_dir) / "metrics" / f"{cfg.run_id}.json"
+    metrics_path = results_root / "metrics" / f"{cfg.run_id}.json"
     write_json(metrics_path, metrics)
     summary["metrics_file"] = str(metrics_path)
     summary["world_size"] = info.world_size
