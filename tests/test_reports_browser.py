@@ -12,7 +12,7 @@ import pytest
 from conftest import PROJECT_ROOT as ROOT
 from t2i_lib.utils import browser
 
-pytestmark = pytest.mark.skipif(browser.skip_reason() is not None, reason=str(browser.skip_reason()))
+needs_browser = pytest.mark.skipif(browser.skip_reason() is not None, reason=str(browser.skip_reason()))
 
 
 def _png(size=(300, 200), colour=(200, 30, 30), stripe=True) -> bytes:
@@ -32,12 +32,37 @@ def _data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
+def test_render_writes_the_machine_paths_relative(tmp_path):
+    import nbformat
+
+    from t2i_lib.report import render
+
+    results = tmp_path / "res"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(f"Inputs in `{results}/metrics`, cache {ROOT}/cache."),
+                nbformat.v4.new_code_cell(f'RESULTS_DIR = "{results}"', outputs=[
+                    nbformat.v4.new_output("stream", name="stdout", text=f"wrote {results}/figures/a.png\n"),
+                    nbformat.v4.new_output("display_data", data={
+                        "text/markdown": f"table from {results}/tables/m.md (`{results}/tables`)", "text/plain": "x"}),
+                    nbformat.v4.new_output("display_data", data={
+                        "text/html": f"<p>weights {ROOT}/cache/w.pth</p>", "text/plain": "x"})])]
+    nbformat.write(nb, tmp_path / "05_x.ipynb")
+    html = render.render(tmp_path / "05_x.ipynb", tmp_path / "reports", results).read_text()
+    assert str(results) not in html and str(ROOT) not in html
+    assert "<code>&lt;results&gt;/metrics</code>" in html and "&lt;repo&gt;/cache/w.pth" in html
+    assert "wrote &lt;results&gt;/figures/a.png" in html and "table from &lt;results&gt;/tables/m.md" in html
+    assert "<script src=" not in html  # no require.js or MathJax to fetch
+    inside = render.path_replacements(ROOT / "results" / "smoke")
+    assert (str(ROOT / "results" / "smoke"), "results/smoke") in inside
+
+
 @pytest.fixture(scope="module")
 def chromium():
     with browser.launch_chromium() as b:
         yield b
 
 
+@needs_browser
 def test_checker_fails_a_broken_report_and_passes_a_clean_one(tmp_path, chromium):
     (tmp_path / "figures").mkdir()
     (tmp_path / "figures" / "ok.png").write_bytes(_png(colour=(30, 30, 200)))
@@ -69,6 +94,7 @@ def test_checker_fails_a_broken_report_and_passes_a_clean_one(tmp_path, chromium
     assert all(p.startswith("broken.html: ") for p in problems)
 
 
+@needs_browser
 @pytest.mark.slow
 def test_smoke_reports_are_clean_in_a_browser(smoke_results, chromium):
     out, r, _ = smoke_results

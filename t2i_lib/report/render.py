@@ -38,23 +38,34 @@ def path_replacements(results_dir: str | os.PathLike, label: str | None = None) 
     return sorted(pairs, key=lambda p: -len(p[0]))
 
 
-def _relative(text: str, pairs: list[tuple[str, str]]) -> str:
-    for old, new in pairs:
-        text = text.replace(old, new)
-    return text
+def _relative(text: str, pairs: list[tuple[str, str]], mime: str = "text/plain") -> str:
+    """``text`` with the prefixes replaced; in HTML, and in Markdown outside code spans, a label such as
+    ``<results>`` is escaped so that it shows instead of being read as a tag."""
+    import html
+    import re
+
+    def sub(part: str, escape: bool) -> str:
+        for old, new in pairs:
+            part = part.replace(old, html.escape(new) if escape else new)
+        return part
+
+    if mime == "text/markdown":
+        return "".join(sub(p, not p.startswith("`")) for p in re.split(r"(`+[^`]*`+)", text))
+    return sub(text, mime == "text/html")
 
 
 def relative_paths(nb, pairs: list[tuple[str, str]]):
     """A copy of notebook ``nb`` with the absolute prefixes of ``pairs`` replaced in sources and text outputs."""
     nb = copy.deepcopy(nb)
     for cell in nb.cells:
-        cell.source = _relative(cell.source, pairs)
+        cell.source = _relative(cell.source, pairs, "text/markdown" if cell.cell_type == "markdown" else "")
         for out in cell.get("outputs", []):
             if "text" in out:
-                out["text"] = _relative(out["text"], pairs)
+                out["text"] = _relative(out["text"] if isinstance(out["text"], str) else "".join(out["text"]), pairs)
             for mime, value in out.get("data", {}).items():
-                if mime.startswith("text/") and isinstance(value, str):
-                    out["data"][mime] = _relative(value, pairs)
+                if mime.startswith("text/") and isinstance(value, (str, list)):
+                    value = value if isinstance(value, str) else "".join(value)
+                    out["data"][mime] = _relative(value, pairs, mime)
             if "traceback" in out:
                 out["traceback"] = [_relative(line, pairs) for line in out["traceback"]]
     return nb
