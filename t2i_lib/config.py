@@ -271,7 +271,8 @@ PROFILES: dict[str, dict] = {
     # arms of a family train on the same two-caption batches (8 images x 2 captions) and the same noise.
     "demo": {
         "data": {"dataset": "caption-shapes", "n_images": 12000, "image_size": 32},
-        "damsm": {"backbone": "small", "small_width": 32, "epochs": 15, "batch_size": 48, "ckpt_every": 5},
+        "damsm": {"backbone": "small", "small_width": 32, "epochs": 15, "batch_size": 48, "ckpt_every": 5,
+                  "contrastive": True},
         "model": {"ngf": 16, "ndf": 16, "z_dim": 64, "w_dim": 64, "ca_dim": 64, "mapping_layers": 4, "r_num": 1,
                   "widths": "relative", "mask_hidden": 32, "cond_hidden": 64},
         "train": {"epochs": 1, "max_steps": 3000, "batch_size": 16, "f2f_pairing": "split", "adam": "foreach",
@@ -283,7 +284,7 @@ PROFILES: dict[str, dict] = {
     "paper": {
         "data": {"dataset": "cub", "image_size": 256, "stored_size": 304, "random_crop": True,
                  "random_flip": True, "num_workers": 4},
-        "damsm": {"backbone": "inception", "inception_weights": "fid-helper"},
+        "damsm": {"backbone": "inception", "inception_weights": "fid-helper", "contrastive": True},
         "train": {"ckpt_every": 5000, "sample_every": 2000, "log_every": 100},
         "eval": {"n_samples": 30000},
     },
