@@ -11,6 +11,7 @@
 #   and the keys of the notebooks before it (their products are its inputs).  --rerun/--force run it again.
 # - Writes <results>/env/ (packages, git commit, device) before the first notebook that runs.
 set -euo pipefail
+{  # one block, read whole before it runs: editing this file during a run cannot break that run
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
 
@@ -220,3 +221,5 @@ if [[ "$DRY_RUN" == 1 ]]; then
 fi
 say "profile '$PROFILE': $N_RUN notebook(s) run, $N_SKIP skipped (unchanged) in $(( $(date +%s) - START )) s;" \
     "reports: $OUT/reports/"
+exit
+}
