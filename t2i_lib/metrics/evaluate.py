@@ -271,8 +271,10 @@ def summary_rows(records: list[dict]) -> list[dict]:
     for r in records:
         m = r["metrics"]
         rows.append({"experiment": r["experiment"], "seed": r["seed"], "FID": m["fid"],
-                     "KID": m["kid_mean"], "R-precision": m["r_precision"],
-                     "gap (DAMSM)": m["consistency_gap_damsm"], "gap (Inception)": m["consistency_gap_inception"],
+                     "KID": m["kid_mean"], "R-precision (train enc.)": m["r_precision"],
+                     "R-precision (eval enc.)": m.get("r_precision_judge"),
+                     "gap (eval enc.)": m.get("consistency_gap_judge"), "gap (DAMSM)": m["consistency_gap_damsm"],
+                     "gap (Inception)": m["consistency_gap_inception"],
                      "sibling sim (DAMSM)": m["sibling_sim_damsm"], "attribute acc": m["attribute_accuracy"],
-                     "samples": r["protocol"]["n_samples"]})
+                     "attribute chance": m.get("attribute_accuracy_chance"), "samples": r["protocol"]["n_samples"]})
     return rows

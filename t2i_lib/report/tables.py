@@ -124,8 +124,11 @@ def measured_rows(records: Iterable[dict]) -> list[dict]:
             "KID x1000": _pm(m.get("kid_mean"), m.get("kid_std"), 2, 1000.0) if m.get("kid_mean") is not None
             else "n/a",
             "IS": _pm(m.get("is_mean"), m.get("is_std")) if m.get("is_mean") is not None else "n/a*",
-            "R-precision (%)": _pm(m.get("r_precision"), m.get("r_precision_std"), 1, 100.0),
-            "consistency gap (DAMSM)": _fmt(m.get("consistency_gap_damsm"), 3),
+            "R-precision, training encoder (%)": _pm(m.get("r_precision"), m.get("r_precision_std"), 1, 100.0),
+            "R-precision, eval encoder (%)": _pm(m.get("r_precision_judge"), m.get("r_precision_judge_std"), 1,
+                                                 100.0),
+            "consistency gap (eval encoder)": _fmt(m.get("consistency_gap_judge"), 3),
+            "consistency gap (training encoder)": _fmt(m.get("consistency_gap_damsm"), 3),
             "consistency gap (Inception)": _fmt(m.get("consistency_gap_inception"), 3),
             "attribute accuracy (%)": _fmt(m.get("attribute_accuracy"), 1, 100.0),
             "profile": r["profile"], "dataset": r["dataset"], "samples": p.get("n_samples", "?"),
@@ -180,7 +183,9 @@ def write_tables(metrics_dir: str | Path, tables_dir: str | Path, run_ids: Itera
         "Synthetic `caption-shapes` data: these numbers are NOT comparable with CUB/COCO numbers. "
         if any(d == "caption-shapes" for d in datasets) else "") +
         "FID/KID: torch-fidelity with the TF-2015 FID Inception weights against the real test split at the "
-        "training resolution; R-precision with this project's DAMSM (1 true + mismatched captions, top-1).\n\n")
+        "training resolution; R-precision (1 true + mismatched captions, top-1) and the consistency gap (centred "
+        "cosines, sibling minus unrelated captions) with two DAMSMs: the *training encoder* the GAN was trained with "
+        "(the paper's protocol) and the held-out *eval encoder* (own seed, selected on a validation split).\n\n")
     reasons = sorted({r["metrics"].get("is_unavailable_reason") or "" for r in recs} - {""})
     footer = "".join(f"\n\\* IS unavailable: {x}\n" for x in reasons[:1])
     paths = {}
