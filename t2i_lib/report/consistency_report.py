@@ -52,7 +52,11 @@ def side_by_side(configs: Sequence, dataset_root, device, n_images: int = 4, k: 
     plt = figures._plt()
     cell = 1.25
     heights = [len(gens) * cell + 0.25 + 0.13 * len(lines) for _, lines, _ in blocks]
-    fig = plt.figure(figsize=(cell * (1 + k) + 0.9, sum(heights)), layout="constrained")
+    fig = plt.figure(figsize=(cell * (1 + k) + 0.5, sum(heights)), layout="constrained")
+    fig.get_layout_engine().set(w_pad=0.01, h_pad=0.02, wspace=0.0, hspace=0.0)
+    if len(families) == 1:
+        fam = next(iter(families))
+        fig.suptitle(f"{_SHORT.get(fam, fam)}: rows = loss variants, same noise across a row", fontsize=9)
     subfigs = fig.subfigures(n, 1, height_ratios=heights, squeeze=False)[:, 0]
     for r, (sf, (key, lines, real)) in enumerate(zip(subfigs, blocks)):
         sf.suptitle(f"test image {key}\n" + "\n".join(lines), fontsize=7, x=0.01, ha="left")
