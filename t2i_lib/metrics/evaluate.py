@@ -41,6 +41,20 @@ def _rel(path, root: Path) -> str | None:
         return str(p)
 
 
+def _portable_fidelity(protocol: dict | None) -> dict | None:
+    """The fidelity protocol with its weights file named relative to the project root (or by file name when it
+    lies elsewhere); its sha256 identifies it."""
+    if not protocol or not protocol.get("weights_path"):
+        return protocol
+    out = dict(protocol)
+    p = Path(out["weights_path"])
+    try:
+        out["weights_path"] = p.resolve().relative_to(paths.PROJECT_ROOT).as_posix()
+    except ValueError:
+        out["weights_path"] = p.name
+    return out
+
+
 def metrics_path(cfg: Config) -> Path:
     return paths.profile_dir(cfg.profile, cfg.run.results_dir) / "metrics" / f"{cfg.run_id}.json"
 
@@ -134,7 +148,7 @@ def evaluate_gan(cfg: Config, device, dataset_root: str | Path, force: bool = Fa
     items, caps = eval_plan(test, e.n_samples, e.eval_seed)
     fakes, codes, jcodes = [], [], []
     with torch.no_grad():
-        for imgs in generate(G, fam.generate, text_enc, test, items, caps, fam.noise_dim(cfg), e.eval_seed, device,
+        for imgs in generate(G, fam.sampler(cfg), text_enc, test, items, caps, fam.noise_dim(cfg), e.eval_seed, device,
                              e.batch_size, progress=prog):
             codes.append(image_enc(imgs.to(device))[1].float().cpu())
             if judge:
@@ -176,7 +190,7 @@ def evaluate_gan(cfg: Config, device, dataset_root: str | Path, force: bool = Fa
     plan = consistency_plan(test, e.consistency_images, e.consistency_captions, e.eval_seed)
 
     def gen_batch(it, cp, z):
-        return torch.cat(list(generate(G, fam.generate, text_enc, test, it, cp, fam.noise_dim(cfg), e.eval_seed,
+        return torch.cat(list(generate(G, fam.sampler(cfg), text_enc, test, it, cp, fam.noise_dim(cfg), e.eval_seed,
                                        device, batch_size=len(it), noise=z)))
 
     with torch.no_grad():
@@ -227,7 +241,7 @@ def evaluate_gan(cfg: Config, device, dataset_root: str | Path, force: bool = Fa
     protocol = {"n_samples": int(e.n_samples), "reference": f"real test split ({len(test)} images)",
                 "image_size": d.image_size, "noise": f"N(0, I), seed eval_seed + sample index ({e.eval_seed})",
                 "captions": "passes over the test split, one seeded caption per image per pass (truncated)",
-                "fidelity": fid.get("protocol"), "r_precision": {k: rp[k] for k in ("n_candidates", "n_folds",
+                "fidelity": _portable_fidelity(fid.get("protocol")), "r_precision": {k: rp[k] for k in ("n_candidates", "n_folds",
                                                                                     "fold_size", "off_by_one")},
                 "damsm_encoder": enc_meta, "judge_encoder": judge[2] if judge else None,
                 "r_precision_encoders": {"r_precision": "training encoder (the paper's protocol)",
