@@ -10,6 +10,7 @@ contrastive variant over the baseline step, and peak GPU memory.  Writes JSON an
                                           [--batch 8] [--repeats 5] [--device auto] [--pairing duplicate]
                                           [--set train.precision=bf16] [--set train.channels_last=true]
                                           [--set train.compile=true --warmup 3] [--variants baseline,f2r]
+    python benchmarks/bench_train_step.py --versus-previous --profile demo --families ssagan,style_attngan,attngan
 """
 
 from __future__ import annotations
@@ -99,6 +100,65 @@ def bench(family: str, variant: str, profile: str, size: int, batch: int, repeat
             "peak_mem_gb": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None}
 
 
+# The demo profile's step before the CPU-sized schedule (64 px, batch 16, widths 8 with the 256-px channel schedule,
+# reference mask/MLP widths, per-parameter Adam, single-caption baseline), as overrides of today's config.
+PREVIOUS_DEMO = {"data.image_size": 64, "model.ngf": 8, "model.ndf": 8, "model.widths": "reference",
+                 "model.mask_hidden": 100, "model.cond_hidden": 256, "train.adam": "default",
+                 "train.caption_sets": "auto"}
+
+
+def versus(families, profile: str, repeats: int, before: dict, pairing: str = "split") -> list[dict]:
+    """Each family's baseline step under ``before`` (overrides) and under the profile as it is, timed in turns
+    (before, after, before, ...) so that both see the same machine load; medians and their ratio."""
+    rows = []
+    for fam in families:
+        cfg = C.resolve(f"{fam}_baseline", profile)
+        b_cfg = C.resolve(f"{fam}_baseline", profile, before)
+        b_step, b_info = make_step(fam, "baseline", profile, b_cfg.data.image_size, b_cfg.train.batch_size,
+                                   torch.device("cpu"), pairing, before)
+        a_step, a_info = make_step(fam, "baseline", profile, cfg.data.image_size, cfg.train.batch_size,
+                                   torch.device("cpu"), pairing, {})
+        b_step(0), a_step(0)
+        tb, ta = [], []
+        for i in range(repeats):
+            for f, acc in ((b_step, tb), (a_step, ta)):
+                t0 = time.perf_counter()
+                f(i + 1)
+                acc.append(time.perf_counter() - t0)
+        mb, ma = statistics.median(tb), statistics.median(ta)
+        rows.append({"family": fam, "before": {**b_info, "median_step_s": mb, "repeats_s": tb},
+                     "after": {**a_info, "median_step_s": ma, "repeats_s": ta}, "speedup": mb / ma,
+                     "images_per_s_before": b_info["real_images"] / mb, "images_per_s_after": a_info["real_images"] / ma})
+        print(f"{fam:14s} before {mb * 1000:8.1f} ms/step ({b_info['real_images']} real img)  after "
+              f"{ma * 1000:8.1f} ms/step ({a_info['real_images']} real img)  x{mb / ma:.1f}", flush=True)
+    return rows
+
+
+def main_versus(a) -> int:
+    before = {**PREVIOUS_DEMO, **C.parse_cli_overrides(a.before)} if a.before else PREVIOUS_DEMO
+    torch.manual_seed(0)
+    rows = versus(a.families.split(","), a.profile, a.repeats, before)
+    out = Path(a.out)
+    tag = f"train_step-cpu-{a.profile}-versus-previous"
+    rec = {"benchmark": "train_step_versus", "device": "cpu", "device_name": platform.processor() or "cpu",
+           "threads": torch.get_num_threads(), "torch": torch.__version__, "lib_version": t2i_lib.__version__,
+           "profile": a.profile, "before_overrides": before, "repeats": a.repeats, "rows": rows,
+           "note": "baseline arm; before and after timed in turns in one process (same load); random data, random "
+                   "frozen DAMSM encoders; the previous demo trained the baseline on one caption per image, "
+                   "today's on two (the controlled ablation), so 'after' does more per step"}
+    write_json(out / f"{tag}.json", rec)
+    from t2i_lib.report import figures
+
+    labels = [f"{r['family'].replace('style_attngan', 'AttnGAN+style')}\n{w}" for r in rows for w in ("before", "after")]
+    vals = [r[w]["median_step_s"] * 1000 for r in rows for w in ("before", "after")]
+    fig = figures.bar(labels, vals, "ms per training step (median)",
+                      f"demo step before/after the CPU schedule ({torch.get_num_threads()} thread(s))",
+                      figsize=(7, 3.2), label_size=7, title_size=9)
+    figures.save(fig, out / f"{tag}.png")
+    print(f"wrote {out / (tag + '.json')}")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="smoke")
@@ -113,7 +173,14 @@ def main(argv=None) -> int:
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="speed flags to measure, e.g. train.precision=bf16 train.channels_last=true train.compile=true")
     ap.add_argument("--out", default=str(PROJECT_ROOT / "results" / "benchmarks"))
+    ap.add_argument("--versus-previous", action="store_true",
+                    help="time each family's baseline step under the previous demo settings and under --profile, "
+                         "in turns, and write their ratio")
+    ap.add_argument("--before", action="append", default=[], metavar="KEY=VALUE",
+                    help="with --versus-previous: extra overrides of the 'before' step")
     a = ap.parse_args(argv)
+    if a.versus_previous:
+        return main_versus(a)
     extra = C.parse_cli_overrides(a.overrides)
     device = resolve_device(a.device)
     torch.manual_seed(0)

@@ -4,6 +4,12 @@ wall-clock budget, then evaluate every run.  Made for a lent or rented GPU box w
 
     python3 scripts/gpu_study.py --profile demo --seeds 0,1,2 --budget-s 540 --out "$OUT"
 
+On a CPU machine the same script runs the demo study in pieces, two single-threaded runs at a time (each piece
+finishes on its own and leaves its metrics files; notebook 06 / ``run_all.sh --only 06`` combines them):
+
+    python3 scripts/gpu_study.py --profile demo --device cpu --jobs 2 --max-steps profile --no-check \
+        --budget-s 10800 --seeds 0
+
 Small models at 64 px leave a big GPU mostly idle (each step is launch-bound), so the runs go concurrently, one
 process each (``--jobs``).  With ``--max-steps auto`` a short probe of all runs at once measures the slowest
 run's step time under that load, and the step count is the largest multiple of ``--step-multiple`` that fits
@@ -33,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from t2i_lib import config as C  # noqa: E402
 from t2i_lib import paths  # noqa: E402
 
-FAMILIES = ("ssagan", "style_attngan")
+FAMILIES = ("ssagan", "style_attngan", "attngan")
 VARIANTS = ("baseline", "f2r", "f2f", "both")
 
 
@@ -45,13 +51,15 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--profile", default="demo")
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--experiments", default=",".join([f"{f}_{v}" for f in FAMILIES for v in VARIANTS]
-                                                     + ["attngan_baseline"]),
-                   help="default: both families x 4 variants, and plain AttnGAN (the style-blocks claim)")
+    p.add_argument("--experiments", default=",".join([f"{f}_{v}" for f in FAMILIES for v in VARIANTS]),
+                   help="default: the 3 families x 4 variants (plain AttnGAN separates the losses from the style "
+                        "blocks)")
     p.add_argument("--device", default="cuda")
     p.add_argument("--jobs", type=int, default=0, help="concurrent runs (0: all of them)")
     p.add_argument("--budget-s", type=float, default=540.0, help="wall-clock seconds this script may take")
-    p.add_argument("--max-steps", default="auto", help="'auto' (probe) or a step count for every run")
+    p.add_argument("--max-steps", default="auto",
+                   help="'auto' (probe), 'profile' (the profile's own schedule: the same run ids as run_all.sh) or "
+                        "a step count for every run")
     p.add_argument("--probe-steps", type=int, default=24)
     p.add_argument("--step-multiple", type=int, default=100)
     p.add_argument("--min-steps", type=int, default=100)
@@ -273,6 +281,8 @@ def main(argv=None) -> int:
                            "usable_s": usable}
         log(f"probe: slowest step {slowest * 1e3:.0f} ms with {par} runs at once, start-up {overhead:.0f} s; "
             f"{steps} steps per run (profile's own: {natural})")
+    elif a.max_steps == "profile":
+        steps = natural
     else:
         steps = int(a.max_steps)
     record["steps"] = steps
@@ -287,7 +297,7 @@ def main(argv=None) -> int:
     clf.wait()
 
     # 3. Train and evaluate every run; pack after each.
-    run_over = [*base, "--set", f"train.max_steps={steps}"]
+    run_over = [*base, *([] if a.max_steps == "profile" else ["--set", f"train.max_steps={steps}"])]
     jobs = [{"name": f"{e} s{s}", "log": str(prof_dir / f"study-{e}-s{s}.log"),
              "cmds": [cli("train-gan", e, "--seed", str(s), *run_over), cli("evaluate", e, "--seed", str(s), *run_over)]}
             for e, s in runs]
@@ -296,7 +306,7 @@ def main(argv=None) -> int:
     def done(j):
         record["runs"] = {x["name"]: {k: x.get(k) for k in ("status", "seconds")} for x in jobs}
         record["wall_s"] = time.time() - t_start
-        (prof_dir / "study_run.json").write_text(json.dumps(record, indent=2) + "\n")
+        (prof_dir / f"study_run-s{'_'.join(map(str, seeds))}.json").write_text(json.dumps(record, indent=2) + "\n")
         pack(prof_dir, out, f"results-{a.profile}.tar.gz")
 
     t_main = time.time()

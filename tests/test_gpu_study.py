@@ -20,13 +20,13 @@ def test_study_runner_trains_evaluates_and_packs(tmp_path):
                         "--budget-s", "500", "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
                        timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    rec = json.loads((tmp_path / "results" / "smoke" / "study_run.json").read_text())
+    rec = json.loads((tmp_path / "results" / "smoke" / "study_run-s0.json").read_text())
     assert rec["steps"] == 2 and rec["runs"] == {"ssagan_f2r s0": {"status": "ok", "seconds": rec["runs"]
                                                                    ["ssagan_f2r s0"]["seconds"]}}
     with tarfile.open(out / "results-smoke.tar.gz") as tar:
         names = tar.getnames()
     assert any(n.startswith("smoke/metrics/ssagan_f2r-smoke-s0-") for n in names), names
-    assert any(n.endswith("/stats.jsonl") for n in names) and "smoke/study_run.json" in names
+    assert any(n.endswith("/stats.jsonl") for n in names) and "smoke/study_run-s0.json" in names
     assert not any("checkpoints" in n or n.endswith(".pt") or "/data/" in n for n in names), names
     metrics = json.loads(next((tmp_path / "results" / "smoke" / "metrics").glob("ssagan_f2r-*.json")).read_text())
     assert metrics["config"]["train"]["max_steps"] == 2 and metrics["metrics"]["fid"] > 0
