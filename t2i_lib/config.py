@@ -223,15 +223,15 @@ _VARIANT_LOSSES = {"baseline": {}, "f2r": {"f2r": 0.2}, "f2f": {"f2f": 0.2}, "bo
 _VARIANT_EXTRA = {"baseline1cap": {"train": {"caption_sets": "auto"}}}
 VARIANT_LOSSES = {**_VARIANT_LOSSES, "baseline1cap": {}}
 _FAMILY_DELTAS: dict[str, dict] = {
-    # SSA-GAN (REFERENCE.md §4): hinge + MA-GP, Adam 1e-4/4e-4 (0, 0.9), batch 24, DAMSM 0.05, no EMA.
+    # SSA-GAN (docs/method.md#training-schedules): hinge + MA-GP, Adam 1e-4/4e-4 (0, 0.9), batch 24, DAMSM 0.05, no EMA.
     "ssagan": {"model": {"family": "ssagan", "ngf": 64, "ndf": 64},
                "train": {"batch_size": 24, "lr_g": 1e-4, "lr_d": 4e-4, "beta1": 0.0, "beta2": 0.9,
                          "losses": {"damsm": 0.05}, "ema": False}},
-    # Style-AttnGAN (§5.2): GF/DF 32, lr 0.002 (0.5, 0.999), batch 10, lambda 5 (CUB), EMA 0.999.
+    # Style-AttnGAN (docs/method.md#attngan-with-style-blocks): GF/DF 32, lr 0.002 (0.5, 0.999), batch 10, lambda 5 (CUB), EMA 0.999.
     "style_attngan": {"model": {"family": "style_attngan", "ngf": 32, "ndf": 32, "r_num": 2},
                       "train": {"batch_size": 10, "lr_g": 0.002, "lr_d": 0.002, "beta1": 0.5, "beta2": 0.999,
                                 "losses": {"damsm": 5.0}, "ema": True, "ema_decay": 0.999, "damsm_gamma1": 4.0}},
-    # AttnGAN (§5.1): GF/DF 32/64, lr 2e-4 (0.5, 0.999), batch 20, lambda 5 (CUB), EMA 0.999.
+    # AttnGAN (docs/method.md#attngan): GF/DF 32/64, lr 2e-4 (0.5, 0.999), batch 20, lambda 5 (CUB), EMA 0.999.
     "attngan": {"model": {"family": "attngan", "ngf": 32, "ndf": 64, "r_num": 2},
                 "train": {"batch_size": 20, "lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5, "beta2": 0.999,
                           "losses": {"damsm": 5.0}, "ema": True, "ema_decay": 0.999, "damsm_gamma1": 4.0}},
@@ -245,8 +245,8 @@ def _build_experiments() -> dict[str, dict]:
             d = _merge(_merge(fdelta, {"train": {"losses": losses}}), _VARIANT_EXTRA.get(var, {}))
             exps[f"{fam}_{var}"] = d
             exps[f"{fam}_{var}_cub"] = _merge(d, {"data": {"dataset": "cub"}})
-            coco = {"data": {"dataset": "coco", "n_captions": 5}, "train": {"epochs": 120}}  # §4.4, §5.1
-            if fam != "ssagan":  # AttnGAN lineage on COCO: lambda 50 (§2.7)
+            coco = {"data": {"dataset": "coco", "n_captions": 5}, "train": {"epochs": 120}}  # docs/method.md#training-schedules
+            if fam != "ssagan":  # AttnGAN lineage on COCO: lambda 50 (docs/method.md#damsm-in-gan-training)
                 coco["train"]["losses"] = {"damsm": 50.0}
             exps[f"{fam}_{var}_coco"] = _merge(d, coco)
     return exps
@@ -271,7 +271,7 @@ PROFILES: dict[str, dict] = {
     # arms of a family train on the same two-caption batches (8 images x 2 captions) and the same noise.
     "demo": {
         "data": {"dataset": "caption-shapes", "n_images": 12000, "image_size": 32},
-        "damsm": {"backbone": "small", "small_width": 32, "epochs": 15, "batch_size": 48, "ckpt_every": 5,
+        "damsm": {"backbone": "small", "small_width": 32, "epochs": 10, "batch_size": 48, "ckpt_every": 5,
                   "contrastive": True},
         "model": {"ngf": 16, "ndf": 16, "z_dim": 64, "w_dim": 64, "ca_dim": 64, "mapping_layers": 4, "r_num": 1,
                   "widths": "relative", "mask_hidden": 32, "cond_hidden": 64},

@@ -37,16 +37,7 @@ FENCE = re.compile(r"^(```|~~~).*?^\1", re.M | re.S)
 CODE_SPAN = re.compile(r"`[^`\n]*`")
 
 # Files the lead is rewriting now; their outside citations are known and listed in the docs helper's report.
-ALLOWED_OUTSIDE = {  # TODO(lead): remove once fixed
-    "t2i_lib/config.py",
-    "t2i_lib/models/attngan.py",
-    "t2i_lib/models/damsm.py",
-    "t2i_lib/models/inception_weights.py",
-    "t2i_lib/models/layers.py",
-    "t2i_lib/models/ssagan.py",
-    "t2i_lib/models/style_attngan.py",
-    "t2i_lib/train/gan.py",
-}
+ALLOWED_OUTSIDE: set[str] = set()  # files allowed to cite outside documents: none
 
 
 def tracked_text_files() -> dict[str, str]:

@@ -2,8 +2,8 @@
 
 Reference: taoxugit/AttnGAN ``code/model.py`` (``CA_NET``, ``INIT_STAGE_G``, ``NEXT_STAGE_G``, ``GET_IMAGE_G``,
 ``G_NET``, ``D_GET_LOGITS``, ``D_NET64/128/256``), ``code/GlobalAttention.py`` (``GlobalAttentionGeneral``),
-``code/miscc/losses.py`` (``KL_loss``), ``code/trainer.py`` / ``miscc/utils.py`` (``weights_init``); REFERENCE.md
-§5.1.  Described, not copied.
+``code/miscc/losses.py`` (``KL_loss``), ``code/trainer.py`` / ``miscc/utils.py`` (``weights_init``);
+docs/method.md#attngan.  Described, not copied.
 
 Generator (``AttnGANGenerator``; ``ngf`` is the reference ``GF_DIM``):
   CA: Linear(cond_dim -> 4 ca_dim) -> GLU -> (mu, logvar), c = mu + exp(logvar / 2) * eps.
@@ -27,7 +27,7 @@ Discriminators (``AttnGANDiscriminator``; one per scale; ``ndf`` is ``DF_DIM``):
   sigmoid; ours return LOGITS (the losses use BCE-with-logits, ``t2i_lib.losses.adversarial.bce_d/bce_g``).
 
 Parameter counts at the paper's CUB configuration (GF 32, DF 64, R_NUM 2, 256 px, cond 256, z 100, ca 100):
-  G 7,084,592; Ds 6,313,730 + 19,424,002 + 71,858,946 = 97,596,678 -- REFERENCE.md §5.1 (7.08M; 6.3M + 19.4M +
+  G 7,084,592; Ds 6,313,730 + 19,424,002 + 71,858,946 = 97,596,678 -- docs/method.md#parameter-counts (7.08M; 6.3M + 19.4M +
   71.9M = 97.6M).
 
 KL term (``kl_loss``): AttnGAN's ``KL_loss``, 0.5 * mean over ALL elements (batch and ca_dim) of

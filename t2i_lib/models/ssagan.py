@@ -1,7 +1,7 @@
 """SSA-GAN generator and discriminator (semantic-spatial aware GAN), the base model of the paper.
 
 Reference: wtliao/text2image ``model.py`` (``NetG``, ``G_Block``, ``affine``, ``NetD``, ``resD``,
-``D_GET_LOGITS``), REFERENCE.md §4.1-4.2 and §4.5; described, not copied.
+``D_GET_LOGITS``), docs/method.md#ssa-gan and docs/method.md#parameter-counts; described, not copied.
 
 Generator (``NetG(ngf=64, nz=100)`` at 256 px):
   z (100) -> Linear(z_dim -> 8·ngf·4·4) -> 8ngf x 4 x 4.  One ``SSABlock`` per resolution 4, 8, ..., S with
@@ -38,7 +38,7 @@ Discriminator (``NetD(ndf=64)`` at 256 px):
   conv4x4(2ndf -> 1, no bias) -> one logit per sample.  No spectral norm, no batch norm, no unconditional head.
 
 Parameter counts at the paper configuration (S = 256, ngf = ndf = 64, z_dim = 100, cond_dim = 256):
-Generator 29,494,273 and Discriminator 80,379,526, equal to the reference (REFERENCE.md §4.5).
+Generator 29,494,273 and Discriminator 80,379,526, equal to the reference (docs/method.md#parameter-counts).
 
 Deviations / choices to know about:
 - Reference quirk kept by default: ``resD`` always builds its 1x1 shortcut conv ``conv_s`` (with bias), even when

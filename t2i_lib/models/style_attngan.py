@@ -3,7 +3,7 @@
 Reference: sidward14/Style-AttnGAN ``code/model.py`` (``G_NET_STYLED``, ``INIT_STAGE_G_STYLED``,
 ``NEXT_STAGE_G_STYLED``, ``GET_IMAGE_G_STYLED``, ``D_NET_STYLED64/128/256``, ``D_GET_LOGITS(ex=True)``) and the
 layers it imports from sidward14/gan-lab (``StyleConditionedMappingNetwork``, ``StyleAddNoise``, ``Conv2dEx``,
-``LinearEx``, ``Conv2dBias``, blur, minibatch-stddev); REFERENCE.md §5.2.  Described, not copied.
+``LinearEx``, ``Conv2dBias``, blur, minibatch-stddev); docs/method.md#attngan-with-style-blocks.  Described, not copied.
 
 ``ngf`` / ``ndf`` are the reference ``GF_DIM`` / ``DF_DIM`` (both 32 for CUB and COCO).  Inside the reference
 generator ``ngf_ref = 2 * GF_DIM``; we write every width in terms of our ``ngf``.
@@ -48,7 +48,7 @@ Discriminator (``StyleDiscriminator``, one per scale)
   equalised convs (joint conv3x3 without bias -> BN -> LReLU; logit conv 4x4 with bias), returning LOGITS.
 
 Parameter counts at the paper's CUB configuration (GF 32, DF 32, 256 px, z 100, ca 100, w 100, cond 256, 8 mapping
-layers): G 2,766,473; Ds 5,764,482 + 6,059,650 + 6,354,818 = 18,178,950.  REFERENCE.md gives no number (gan-lab
+layers): G 2,766,473; Ds 5,764,482 + 6,059,650 + 6,354,818 = 18,178,950.  No published number exists (gan-lab
 could not be imported); these equal our hand count of the reference modules at the cited commits.
 
 Initialisation: the reference trainer does NOT apply AttnGAN's ``weights_init`` to the styled networks, so neither
@@ -62,7 +62,7 @@ Deviations / choices to know about:
 - ``w_avg`` is a registered buffer (saved in state dicts, copied by ``t2i_lib.train.ema``); the reference keeps a
   plain attribute saved beside the state dict.
 - Word masking is per sample (see ``t2i_lib.models.attngan`` on the reference's ``mask.repeat`` misalignment).
-- The mapping widths follow REFERENCE.md / gan-lab (linspace from z_dim, input z_dim + ca_dim prepended), not a
+- The mapping widths follow gan-lab (docs/method.md#attngan-with-style-blocks; linspace from z_dim, input z_dim + ca_dim prepended), not a
   linspace starting at z_dim + ca_dim; with ``mapping_layers == 1`` the single layer maps to w_dim (gan-lab's
   linspace would give z_dim).
 - Noise inputs are always random (as the reference in both modes); pass ``torch.manual_seed`` for repeatability.
