@@ -290,6 +290,14 @@ PROFILES: dict[str, dict] = {
     },
 }
 
+# Per-family parts of a profile (applied after the profile, before overrides).  The CPU demo trains thousands, not
+# hundreds of thousands, of steps: SSA-GAN's residual gates start at 0 and Adam moves a parameter by about the
+# learning rate per step, so at the reference 1e-4 / 4e-4 its text-conditioned branches barely open within the
+# demo's schedule; the demo scales both rates by 4 (same ratio).  The AttnGAN families keep their rates.
+PROFILE_FAMILY_DELTAS: dict[str, dict[str, dict]] = {
+    "demo": {"ssagan": {"train": {"lr_g": 4e-4, "lr_d": 1.6e-3}}},
+}
+
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -469,7 +477,10 @@ def resolve(experiment: str = "ssagan_baseline", profile: str = "smoke", overrid
     for k in ("experiment", "profile"):
         if k in overrides:
             raise ConfigError(f"{k!r} cannot be overridden; pass it as an argument")
-    delta = _merge(_merge(EXPERIMENTS[experiment], PROFILES[profile]), overrides)
+    prof = PROFILES[profile]
+    fam = EXPERIMENTS[experiment].get("model", {}).get("family")
+    fam_delta = PROFILE_FAMILY_DELTAS.get(profile, {}).get(fam, {})
+    delta = _merge(_merge(_merge(EXPERIMENTS[experiment], prof), fam_delta), overrides)
     # The experiment's dataset wins over the profile's default dataset (e.g. *_coco under paper).
     exp_ds = EXPERIMENTS[experiment].get("data", {}).get("dataset")
     if exp_ds and "dataset" not in overrides.get("data", {}):

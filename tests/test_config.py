@@ -135,3 +135,10 @@ def test_cli_overrides_parse():
         "train.batch_size": 8, "data.dataset": "cub", "run.deterministic": True}
     with pytest.raises(C.ConfigError):
         C.parse_cli_overrides(["train.batch_size"])
+
+
+def test_profile_family_deltas_apply_to_their_family_only_and_yield_to_overrides():
+    assert C.resolve("ssagan_f2f", "demo").train.lr_g == 4e-4 and C.resolve("ssagan_both", "demo").train.lr_d == 1.6e-3
+    assert C.resolve("ssagan_f2f", "paper").train.lr_g == 1e-4  # the reproduction keeps the reference rates
+    assert C.resolve("attngan_f2f", "demo").train.lr_g == 2e-4
+    assert C.resolve("ssagan_f2f", "demo", {"train.lr_g": 1e-4}).train.lr_g == 1e-4
