@@ -507,9 +507,10 @@ def from_dict(d: dict) -> Config:
 
 
 # Keys that cannot change a result: left out of the hash so e.g. moving to a GPU keeps the run id.
+# How often a run saves checkpoints and sample grids does not change its weights (sampling uses fixed noise and no
+# global RNG; resuming is exact, tested), so a learning curve's run (every checkpoint kept) is the study's run.
 NON_SEMANTIC_KEYS = ("run.device", "run.progress", "run.results_dir", "run.threads", "data.num_workers",
-                     "eval.batch_size",
-                     "train.keep_checkpoints")
+                     "eval.batch_size", "train.keep_checkpoints", "train.ckpt_every", "train.sample_every")
 # What a run's product depends on, per kind of run.  A DAMSM run reads data/damsm/run and the R-precision protocol
 # it validates with; a GAN run reads everything but the evaluation protocol (metrics carry their own eval hash),
 # except the seed of its fixed-noise sample grids.  So changing e.g. demo's GAN epochs keeps the pretrained DAMSM,

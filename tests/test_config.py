@@ -90,6 +90,8 @@ def test_hash_is_scoped_to_what_the_run_reads():
 def test_hash_ignores_non_semantic_keys_only():
     base = C.resolve("ssagan_f2f", "smoke")
     assert C.resolve("ssagan_f2f", "smoke", {"run.device": "cuda", "data.num_workers": 3}).hash == base.hash
+    assert C.resolve("ssagan_f2f", "smoke", {"train.keep_checkpoints": 0, "train.ckpt_every": 1,
+                                             "train.sample_every": 1, "run.threads": 1}).hash == base.hash
     assert C.resolve("ssagan_f2f", "smoke", {"train.f2f_tau": 0.1}).hash != base.hash
     assert C.resolve("ssagan_f2f", "smoke", seed=1).hash != base.hash
 

@@ -354,3 +354,17 @@ def test_style_evaluation_noise_is_random_per_sample_and_batch_independent():
     finally:
         NoiseInjection.eval_noise = "random"
     assert (both - quiet).abs().mean() > 1e-3  # the reference's random noise is really injected at evaluation
+
+
+@pytest.mark.parametrize("exp", ["ssagan_both", "style_attngan_both"])
+def test_checkpoint_and_sample_intervals_do_not_change_the_weights(setup, exp):
+    """train.ckpt_every / sample_every / keep_checkpoints are left out of the run id (a learning curve's run, every
+    checkpoint kept, is the study's run), so they must not change what is trained."""
+    small = {"model.w_dim": 8, "model.ca_dim": 8, "model.mapping_layers": 2, "model.r_num": 1, "train.max_steps": 3}
+    often = _cfg(setup, exp, **small, **{"train.ckpt_every": 1, "train.sample_every": 1, "train.keep_checkpoints": 0})
+    rarely = _cfg(setup, exp, **small, **{"train.ckpt_every": 100, "train.sample_every": 100})
+    assert often.run_id == rarely.run_id
+    a = ck.load(gan.train_gan(often, torch.device("cpu"), setup[1], force=True)["checkpoint"])["state"]
+    assert len(ck.list_checkpoints(gan.run_dir_for(often) / "checkpoints")) == 3
+    b = ck.load(gan.train_gan(rarely, torch.device("cpu"), setup[1], force=True)["checkpoint"])["state"]
+    assert _same(a, b)
