@@ -101,8 +101,26 @@ def test_calibrated_gap_blind_zero_copier_positive_and_unsaturated(shapes):
     c = out["copier"]
     assert c["gap"] > 0.3 and c["gap_ci95"][0] > 0.2 and c["gap_ci95"][0] <= c["gap"] <= c["gap_ci95"][1]
     assert c["n_groups"] == 20
+    assert c["gap"] == pytest.approx(K.relative_gap(c["sibling_sim"], c["unrelated_sim"]))
+    assert c["gap_diff"] == pytest.approx(c["sibling_sim"] - c["unrelated_sim"])
     # Uncentred, the shared offset saturates every cosine: the same generator's raw gap is tiny.
     assert c["gap_raw"] < 0.01 and c["gap"] > 30 * c["gap_raw"]
+
+
+def test_relative_gap_does_not_shrink_when_shared_noise_dominates():
+    g, k, d = 30, 3, 16
+    gen = torch.Generator().manual_seed(0)
+    content = torch.randn(g, d, generator=gen)          # what a picture's captions describe
+    other = torch.randn(g, k, d, generator=gen)         # what unrelated captions describe
+    for noise_scale in (1.0, 30.0):                     # the group's shared noise, growing
+        z = noise_scale * torch.randn(g, 1, d, generator=gen)
+        sib = z + content[:, None, :] + 0.1 * torch.randn(g, k, d, generator=gen)
+        unrel = z + other
+        r = K.consistency_scores(sib, unrel, center="pooled", n_boot=200, seed=1)
+        assert 0.85 < r["gap"] <= 1.0 and r["gap_ci95"][0] > 0.7, (noise_scale, r)
+        if noise_scale > 1:
+            assert r["gap_diff"] < 0.01  # the plain centred difference collapses; the relative gap does not
+    assert K.relative_gap(0.5, 0.5) == 0.0 and K.relative_gap(1.0, 0.2) == 1.0 and K.relative_gap(1.0, 1.0) == 0.0
 
 
 def test_bootstrap_ci_is_seeded_and_covers_the_mean():

@@ -176,7 +176,7 @@ def test_smoke_pretraining_learns_well_above_chance(tmp_path):
     from t2i_lib.data.prepare import ensure_dataset
     from t2i_lib.train.damsm import pretrain_damsm
 
-    cfg = _cfg(tmp_path, **{"data.n_images": 600, "damsm.epochs": 10, "damsm.batch_size": 16,
+    cfg = _cfg(tmp_path, **{"data.n_images": 600, "damsm.epochs": 10, "damsm.batch_size": 8,
                             "damsm.small_width": 16, "eval.r_precision_candidates": 10,
                             "eval.r_precision_folds": 4})
     s = pretrain_damsm(cfg, torch.device("cpu"), ensure_dataset(cfg))

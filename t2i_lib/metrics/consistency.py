@@ -12,9 +12,12 @@ with the same noise per group.  With image features f (unit-normalised), report
 **Calibration.**  Raw cosines of these features are dominated by one direction every image shares (sibling and
 unrelated DAMSM cosines of 0.995-0.9999 were measured, so gaps lived at 1e-4).  The cosines are therefore taken on
 features *centred by the mean feature of the evaluated images* (the sibling and unrelated sets pooled): the shared
-direction is removed and what is left is the part of each image that differs between images.  A text-blind
-generator scores exactly 0 (its sibling and unrelated sets are the same images); one that draws what its caption
-describes scores clearly positive (tests).  The centre is the evaluated *generated* set's own mean rather than the
+direction is removed and what is left is the part of each image that differs between images.  The calibrated gap
+is then relative, (sibling - unrelated) / (1 - unrelated): the share of the dissimilarity of unrelated-caption
+images that captions of the same picture remove (:func:`relative_gap`).  A plain difference would still shrink
+towards 0 whenever the noise, which both sets of a group share, dominates the features.  A text-blind generator
+scores exactly 0 (its sibling and unrelated sets are the same images); one that draws what its caption describes
+scores clearly positive, 1 when siblings are identical (tests).  The centre is the evaluated *generated* set's own mean rather than the
 real images' mean because a generator far from the real images (early training) would otherwise keep a common
 offset (its mean minus the real mean) that saturates the cosines again.  The uncentred gap is kept as ``gap_raw``.
 ``sibling_sim`` alone has no "better" direction: a text-blind generator with shared noise maximises it.
@@ -100,14 +103,24 @@ def bootstrap_ci(values: np.ndarray, n_boot: int = 1000, seed: int = 0, level: f
     return [float(np.quantile(means, a)), float(np.quantile(means, 1.0 - a))]
 
 
+def relative_gap(sibling_sim: float, unrelated_sim: float) -> float:
+    """(sibling - unrelated) / (1 - unrelated): the share of the unrelated-caption dissimilarity that captions of the
+    same picture remove.  0 for a text-blind generator, 1 when siblings are identical; 0 when unrelated images are
+    already identical (nothing to remove)."""
+    room = 1.0 - unrelated_sim
+    return float((sibling_sim - unrelated_sim) / room) if room > 1e-15 else 0.0
+
+
 def consistency_scores(sib_feats: torch.Tensor, unrel_feats: torch.Tensor, center: str | torch.Tensor | None = None,
                        n_boot: int = 0, seed: int = 0) -> dict[str, Any]:
     """Sibling / unrelated similarity and their gap from features G x k x D of each set.
 
-    ``center``: None (raw cosines), ``"pooled"`` (the calibrated metric: centred by the mean of both sets pooled) or
-    a D-vector.  ``gap_ci95``: bootstrap interval over groups (``n_boot`` resamples, seeded) of the per-group gaps
-    (group g's sibling similarity minus its unrelated similarity; both sets share group g's noise).  ``gap_raw``:
-    the gap of uncentred cosines."""
+    ``center=None``: raw cosines, ``gap`` = sibling - unrelated (the uncalibrated metric).  ``center="pooled"`` (the
+    calibrated metric) or a D-vector: cosines of centred features, and ``gap`` = :func:`relative_gap` of the means,
+    so that it does not shrink when the noise, which a group's sibling and unrelated images share, dominates the
+    features (both similarities then sit near 1 and their plain difference near 0); ``gap_diff`` keeps the plain
+    difference of the centred similarities.  ``gap_ci95``: percentile bootstrap interval of ``gap`` over groups
+    (``n_boot`` resamples of the groups, seeded).  ``gap_raw``: the plain difference of uncentred cosines."""
     c = None
     if isinstance(center, str):
         if center != "pooled":
@@ -116,10 +129,20 @@ def consistency_scores(sib_feats: torch.Tensor, unrel_feats: torch.Tensor, cente
     elif center is not None:
         c = center
     s, u = group_similarities(sib_feats, c), group_similarities(unrel_feats, c)
-    per_group = s - u
-    out: dict[str, Any] = {"sibling_sim": float(s.mean()), "unrelated_sim": float(u.mean()),
-                           "gap": float(per_group.mean()), "gap_ci95": bootstrap_ci(per_group, n_boot, seed),
-                           "n_groups": int(per_group.size)}
+
+    def stat(idx):
+        ms, mu = float(s[idx].mean()), float(u[idx].mean())
+        return ms - mu if c is None else relative_gap(ms, mu)
+
+    g = s.size
+    ci = None
+    if n_boot > 0 and g >= 2:
+        rng = np.random.default_rng([int(seed) % (2**63), 2718])
+        boots = np.array([stat(rng.integers(0, g, size=g)) for _ in range(int(n_boot))])
+        ci = [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))]
+    every = np.arange(g)
+    out: dict[str, Any] = {"sibling_sim": float(s.mean()), "unrelated_sim": float(u.mean()), "gap": stat(every),
+                           "gap_diff": float((s - u).mean()), "gap_ci95": ci, "n_groups": int(g)}
     if c is not None:
         out["gap_raw"] = float((group_similarities(sib_feats) - group_similarities(unrel_feats)).mean())
     else:

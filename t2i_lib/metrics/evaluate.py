@@ -250,7 +250,8 @@ def evaluate_gan(cfg: Config, device, dataset_root: str | Path, force: bool = Fa
                 "generator_weights": gmeta["weights"],
                 "consistency": {"groups": int(g), "captions_per_group": int(k), "noise": "shared within a group",
                                 "calibration": "cosines of features centred by the mean of the evaluated images "
-                                               "(sibling and unrelated sets pooled); *_raw: uncentred",
+                                               "(sibling and unrelated sets pooled); gap = (sibling - unrelated) / "
+                                               "(1 - unrelated); *_raw: sibling - unrelated, uncentred",
                                 "ci": f"bootstrap over groups, {e.consistency_bootstrap} resamples, 95 %"},
                 "attribute_classifier": clf_report, "samples_png": _rel(png_dir, results_root)}
     rec = {"run_id": cfg.run_id, "kind": "gan", "experiment": cfg.experiment, "family": cfg.model.family,

@@ -675,8 +675,10 @@ def rules_md(alpha: float = ALPHA, min_n: int = MIN_N) -> str:
         "training encoder's R-precision and consistency gap, which are the paper's protocol but are measured with "
         "the network the losses optimise. The evaluation encoder (a second DAMSM with its own seed, selected on a "
         "validation split of the training data) is the judge; on synthetic data the attribute classifier too.",
-        "- Consistency gaps are cosines on centred features (the mean of the evaluated images removed), so a "
-        "text-blind generator scores 0; sibling similarity alone has no better direction.",
+        "- Consistency gaps are computed on centred features (the mean of the evaluated images removed) and are "
+        "relative: (sibling - unrelated similarity) / (1 - unrelated similarity), the share of the unrelated-caption "
+        "dissimilarity that captions of the same picture remove; a text-blind generator scores 0, identical siblings "
+        "1. Sibling similarity alone has no better direction.",
     ]) + "\n"
 
 
