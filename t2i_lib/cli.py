@@ -236,9 +236,10 @@ def main(argv: list[str] | None = None) -> int:
             rec = lcm.learning_curve(cfg, device, root, force=args.force)
             fig = figures.save(lcm.figure([rec], f"learning curve of {cfg.run_id}"),
                                lcm.curve_dir(cfg) / f"{cfg.run_id}.png")
+            both = lcm.combined_figure(cfg)  # every curve of this profile and seed in one figure
             for p in rec["points"]:
                 print(json.dumps(p))
-            print(f"wrote {rec['_file']} and {fig}")
+            print(f"wrote {rec['_file']}, {fig} and {both}")
         elif args.command == "plan":
             from .plan import format_plan, paper_plan
 

@@ -123,3 +123,17 @@ def figure(records: list[dict], title: str = "learning curves"):
     fig.suptitle(title + " (dashed: chance)", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def combined_figure(cfg: Config) -> Path:
+    """``learning_curves-s<seed>.png``: every learning curve of ``cfg``'s profile and seed in one figure."""
+    from . import figures as F
+
+    recs = []
+    for p in sorted(curve_dir(cfg).glob("*.json")):
+        rec = read_json(p)
+        if rec.get("kind") == "learning_curve" and rec.get("seed") == cfg.run.seed:
+            recs.append(rec)
+    return F.save(figure(recs, f"learning curves, {cfg.profile} profile, seed {cfg.run.seed}"),
+                  curve_dir(cfg) / f"learning_curves-s{cfg.run.seed}.png")
+

@@ -1,0 +1,59 @@
+"""Learning curves: every kept checkpoint of a run evaluated with the profile's protocol, against steps and time."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from t2i_lib import config as C
+from t2i_lib.report import learning_curve as lc
+from t2i_lib.train import gan
+
+
+def test_training_seconds_accumulate_the_logged_intervals(tmp_path):
+    p = tmp_path / "stats.jsonl"
+    p.write_text("".join(json.dumps({"step": s, "seconds": t}) + "\n" for s, t in ((2, 1.5), (4, 2.0), (6, 0.5))))
+    table = lc.training_seconds(p)
+    assert table == [(2, 1.5), (4, 3.5), (6, 4.0)]
+    assert lc.seconds_at(4, table) == 3.5 and lc.seconds_at(5, table) == 3.5 and lc.seconds_at(1, table) is None
+
+
+def test_chance_levels_from_the_protocol():
+    rec = {"protocol": {"r_precision": {"n_candidates": 10},
+                        "attribute_classifier": {"heads": {"shape": 5, "colour": 8, "position": 9, "size": 3}}}}
+    ch = lc.chance_levels(rec)
+    assert ch["r_precision"] == pytest.approx(0.1)
+    assert ch["attribute_accuracy"] == pytest.approx((1 / 5 + 1 / 8 + 1 / 9 + 1 / 3) / 4)
+
+
+def test_learning_curve_evaluates_every_kept_checkpoint(tmp_path):
+    from t2i_lib.data.prepare import ensure_dataset
+    from t2i_lib.train.damsm import damsm_config_for, judge_config_for, pretrain_damsm
+
+    over = {"run.results_dir": str(tmp_path), "data.n_images": 80, "damsm.epochs": 1, "damsm.batch_size": 8,
+            "damsm.small_width": 8, "damsm.embedding_dim": 32, "model.ngf": 4, "model.ndf": 4, "model.z_dim": 8,
+            "train.batch_size": 4, "train.max_steps": 2, "train.log_every": 1, "train.ckpt_every": 1,
+            "train.keep_checkpoints": 0, "eval.n_samples": 8, "eval.batch_size": 8, "eval.kid_subset_size": 4,
+            "eval.consistency_images": 3, "eval.attribute_epochs": 1, "eval.feature_extractor": "t2i-tiny"}
+    cfg = C.resolve("ssagan_baseline", "smoke", over)
+    root = ensure_dataset(cfg)
+    for c in (damsm_config_for(cfg), judge_config_for(cfg)):
+        pretrain_damsm(c, torch.device("cpu"), root, max_batches=2)
+    gan.train_gan(cfg, torch.device("cpu"), root)
+    rec = lc.learning_curve(cfg, torch.device("cpu"), root)
+    assert [p["step"] for p in rec["points"]] == [1, 2]
+    assert all(p["train_seconds"] is not None and p["train_seconds"] > 0 for p in rec["points"])
+    assert rec["points"][0]["train_seconds"] < rec["points"][1]["train_seconds"]
+    assert all(0 <= p["attribute_accuracy"] <= 1 and math.isfinite(p["fid"]) for p in rec["points"])
+    assert rec["config_hash"] == cfg.hash and rec["seed"] == 0 and rec["lib_version"]
+    saved = json.loads((lc.curve_dir(cfg) / f"{cfg.run_id}.json").read_text())
+    assert saved["points"] == rec["points"]
+    # the two checkpoints are different models: their samples score differently
+    assert rec["points"][0]["fid"] != rec["points"][1]["fid"]
+    assert lc.combined_figure(cfg).stat().st_size > 1000
+    # a run that kept one checkpoint has no curve to show
+    one = C.resolve("ssagan_baseline", "smoke", {**over, "train.keep_checkpoints": 1, "train.max_steps": 3})
+    gan.train_gan(one, torch.device("cpu"), root)
+    with pytest.raises(ValueError, match="keep_checkpoints=0"):
+        lc.learning_curve(one, torch.device("cpu"), root)
