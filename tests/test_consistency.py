@@ -121,6 +121,7 @@ def test_relative_gap_does_not_shrink_when_shared_noise_dominates():
         if noise_scale > 1:
             assert r["gap_diff"] < 0.01  # the plain centred difference collapses; the relative gap does not
     assert K.relative_gap(0.5, 0.5) == 0.0 and K.relative_gap(1.0, 0.2) == 1.0 and K.relative_gap(1.0, 1.0) == 0.0
+    assert K.relative_gap(1 - 1e-10, 1 - 1e-9) == 0.0  # below float32 resolution: no measurable dependence
 
 
 def test_bootstrap_ci_is_seeded_and_covers_the_mean():

@@ -103,12 +103,16 @@ def bootstrap_ci(values: np.ndarray, n_boot: int = 1000, seed: int = 0, level: f
     return [float(np.quantile(means, a)), float(np.quantile(means, 1.0 - a))]
 
 
+MIN_ROOM = 1e-6  # 1 - unrelated similarity below this: no caption dependence measurable on float32 features
+
+
 def relative_gap(sibling_sim: float, unrelated_sim: float) -> float:
     """(sibling - unrelated) / (1 - unrelated): the share of the unrelated-caption dissimilarity that captions of the
-    same picture remove.  0 for a text-blind generator, 1 when siblings are identical; 0 when unrelated images are
-    already identical (nothing to remove)."""
+    same picture remove.  0 for a text-blind generator, 1 when siblings are identical.  0 when images of unrelated
+    captions are identical up to :data:`MIN_ROOM` (the features are float32: a smaller caption dependence cannot be
+    told from rounding, and its ratio would be noise)."""
     room = 1.0 - unrelated_sim
-    return float((sibling_sim - unrelated_sim) / room) if room > 1e-15 else 0.0
+    return float((sibling_sim - unrelated_sim) / room) if room > MIN_ROOM else 0.0
 
 
 def consistency_scores(sib_feats: torch.Tensor, unrel_feats: torch.Tensor, center: str | torch.Tensor | None = None,

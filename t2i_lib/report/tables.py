@@ -183,8 +183,8 @@ def write_tables(metrics_dir: str | Path, tables_dir: str | Path, run_ids: Itera
         "Synthetic `caption-shapes` data: these numbers are NOT comparable with CUB/COCO numbers. "
         if any(d == "caption-shapes" for d in datasets) else "") +
         "FID/KID: torch-fidelity with the TF-2015 FID Inception weights against the real test split at the "
-        "training resolution; R-precision (1 true + mismatched captions, top-1) and the consistency gap (centred "
-        "cosines, sibling minus unrelated captions) with two DAMSMs: the *training encoder* the GAN was trained with "
+        "training resolution; R-precision (1 true + mismatched captions, top-1) and the consistency gap (cosines of "
+        "centred features, (sibling - unrelated) / (1 - unrelated)) with two DAMSMs: the *training encoder* the GAN was trained with "
         "(the paper's protocol) and the held-out *eval encoder* (own seed, selected on a validation split).\n\n")
     reasons = sorted({r["metrics"].get("is_unavailable_reason") or "" for r in recs} - {""})
     footer = "".join(f"\n\\* IS unavailable: {x}\n" for x in reasons[:1])
