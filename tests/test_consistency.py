@@ -143,3 +143,15 @@ def test_attribute_chance_is_pooled_over_checks():
     assert r["n_checks"] == 4 and r[K.ATTRIBUTE_ACCURACY] == pytest.approx(2 / 4)
     # pooled: (1/2 + 3 x 1/8) / 4 checks, not the plain mean over heads (1/2 + 1/8) / 2
     assert r["chance"] == pytest.approx((0.5 + 3 / 8) / 4)
+
+
+def test_metrics_paths_are_relative_to_the_results_directory(tmp_path):
+    from t2i_lib import paths
+    from t2i_lib.metrics import evaluate as E
+
+    assert E._rel(tmp_path / "runs" / "x" / "best.pt", tmp_path) == "runs/x/best.pt"
+    assert E._rel("/elsewhere/file.pt", tmp_path) == "/elsewhere/file.pt" and E._rel(None, tmp_path) is None
+    inside = E._portable_fidelity({"weights_path": str(paths.PROJECT_ROOT / "cache" / "w.pth"), "weights_sha256": "ab"})
+    assert inside == {"weights_path": "cache/w.pth", "weights_sha256": "ab"}
+    assert E._portable_fidelity({"weights_path": "/opt/x/w.pth"})["weights_path"] == "w.pth"
+    assert E._portable_fidelity(None) is None
