@@ -293,9 +293,13 @@ PROFILES: dict[str, dict] = {
 # Per-family parts of a profile (applied after the profile, before overrides).  The CPU demo trains thousands, not
 # hundreds of thousands, of steps: SSA-GAN's residual gates start at 0 and Adam moves a parameter by about the
 # learning rate per step, so at the reference 1e-4 / 4e-4 its text-conditioned branches barely open within the
-# demo's schedule; the demo scales both rates by 4 (same ratio).  The AttnGAN families keep their rates.
+# demo's schedule; the demo scales both rates by 4 (same ratio).  The AttnGAN families keep their rates.  The style
+# discriminator keeps 8 ndf channels at every resolution up to 32 px, so at 32 px its whole stack runs at the
+# width the reference uses below 32 x 32; the demo halves ndf for it (benchmarks/profile_train_step.py: 75 % of the
+# styled step is convolution, most of it in D).
 PROFILE_FAMILY_DELTAS: dict[str, dict[str, dict]] = {
-    "demo": {"ssagan": {"train": {"lr_g": 4e-4, "lr_d": 1.6e-3}}},
+    "demo": {"ssagan": {"train": {"lr_g": 4e-4, "lr_d": 1.6e-3}},
+             "style_attngan": {"model": {"ndf": 8}}},
 }
 
 
