@@ -383,3 +383,15 @@ def test_setup_reads_attribute_accuracy_against_classifier_and_pooled_chance():
     r["metrics"]["attribute_accuracy_chance"] = 0.186  # pooled over the checks, as the metric is
     assert "chance 18.6 % (pooled over the individual checks" in study._attribute_lines([r])[0]
     assert study._attribute_lines([_rec("ssagan", "baseline", 0)]) == []
+
+
+def test_setup_states_the_batch_structure_and_noise_of_every_arm():
+    from t2i_lib import config as C
+    from t2i_lib.report.study import arm_batches
+
+    demo = arm_batches(C.resolve("ssagan_f2r", "demo").to_dict())
+    assert demo.startswith("8 images x 2 different captions") and "every fake its own noise" in demo
+    assert "the same batches and noise in every arm" in demo
+    assert arm_batches(C.resolve("ssagan_baseline1cap", "demo").to_dict()).startswith("16 images x 1 caption")
+    shared = arm_batches(C.resolve("attngan_f2f", "paper", {"train.pair_noise": "per_image"}).to_dict())
+    assert shared.startswith("20 images x 2") and "share their noise" in shared

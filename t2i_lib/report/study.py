@@ -755,6 +755,24 @@ def _setup_lines(records: list[dict], agg: list[dict], device_note: str, wall_ti
 
 
 
+def arm_batches(config: dict) -> str:
+    """The batch structure and noise schedule of a run, from its config: how many images x captions per step, how
+    the two caption sets pair, and whether the fakes of one image share their noise."""
+    t = config.get("train") or {}
+    losses = t.get("losses") or {}
+    b = t.get("batch_size")
+    two = t.get("caption_sets", "auto") == "paired" or (losses.get("f2f") or 0) > 0
+    if not two:
+        return f"{b} images x 1 caption per step (the reference's single-caption baseline)"
+    split = t.get("f2f_pairing") == "split"
+    imgs = b // 2 if split and isinstance(b, int) else b
+    noise = {"independent": "every fake its own noise", "per_image": "the two fakes of an image share their noise",
+             "per_position": "the reference's per-position noise rows"}.get(t.get("pair_noise", "per_image"),
+                                                                           str(t.get("pair_noise")))
+    same = " (the same batches and noise in every arm)" if t.get("caption_sets") == "paired" else ""
+    return f"{imgs} images x 2 different captions per step ({t.get('f2f_pairing')} pairing), {noise}{same}"
+
+
 def _training_lines(records: list[dict]) -> list[str]:
     """Schedule and model size per family (from the configs in the metrics files) and the training time and
     device(s) (from the runs' training summaries, where they are readable here)."""
@@ -776,8 +794,8 @@ def _training_lines(records: list[dict]) -> list[str]:
         if t:
             sched.setdefault(r["family"], set()).add(
                 f"{steps if steps else t.get('epochs', '?')} {'steps' if steps else 'epochs'}, batch "
-                f"{t.get('batch_size')}, ngf/ndf {m.get('ngf')}/{m.get('ndf')}, fake-to-fake pairing "
-                f"{t.get('f2f_pairing')}")
+                f"{t.get('batch_size')}, ngf/ndf {m.get('ngf')}/{m.get('ndf')}, lr G/D {t.get('lr_g')}/"
+                f"{t.get('lr_d')}, {arm_batches(c)}")
         if summ.get("wall_seconds") is not None:
             wall += float(summ["wall_seconds"])
             devices.add(str(summ.get("device")))
