@@ -367,8 +367,8 @@ def test_setup_names_schedule_and_training_time_from_the_run_summaries(tmp_path)
         r["_file"] = str(tmp_path / "metrics" / f"x{seed}.json")  # relative paths: from the results directory
         recs.append(r)
     lines = study._training_lines(recs)
-    assert lines[0] == ("- training schedule per model: SSA-GAN: 140 steps, batch 16, ngf/ndf 8/8, fake-to-fake "
-                        "pairing split")
+    assert lines[0] == ("- training schedule per model: SSA-GAN: 140 steps, batch 16, ngf/ndf 8/8, 16 images x 1 "
+                        "caption per step (the reference's single-caption baseline)")
     assert lines[1] == "- training time summed over 1 run: 3.0 min on cpu (from the runs' summary.json)"
     assert study._training_lines([_rec("ssagan", "baseline", 0)]) == []  # nothing recorded, nothing claimed
 

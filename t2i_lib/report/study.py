@@ -794,8 +794,9 @@ def _training_lines(records: list[dict]) -> list[str]:
         if t:
             sched.setdefault(r["family"], set()).add(
                 f"{steps if steps else t.get('epochs', '?')} {'steps' if steps else 'epochs'}, batch "
-                f"{t.get('batch_size')}, ngf/ndf {m.get('ngf')}/{m.get('ndf')}, lr G/D {t.get('lr_g')}/"
-                f"{t.get('lr_d')}, {arm_batches(c)}")
+                f"{t.get('batch_size')}, ngf/ndf {m.get('ngf')}/{m.get('ndf')}, "
+                + (f"lr G/D {t['lr_g']:g}/{t['lr_d']:g}, " if "lr_g" in t and "lr_d" in t else "")
+                + arm_batches(c))
         if summ.get("wall_seconds") is not None:
             wall += float(summ["wall_seconds"])
             devices.add(str(summ.get("device")))
