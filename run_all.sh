@@ -23,8 +23,8 @@ usage: ./run_all.sh [options]
   --results-dir DIR            where results go (default results/<profile>)
   --only NB[,NB...]            run only the notebooks whose names start with these prefixes, e.g. --only 03,04
   --seeds 0,1,2                the study: every GAN run once per seed; 06_study aggregates them (default 0)
-  --experiments a,b,...        GAN experiments (default the 8 of SSA-GAN and AttnGAN + style blocks; add
-                               attngan_baseline for the study's style-blocks claim)
+  --experiments a,b,...        GAN experiments (default: the 4 arms of SSA-GAN and of AttnGAN + style blocks
+                               in smoke; with plain AttnGAN's 4 arms too in demo and paper, the 3 x 4 study)
   --nproc N                    train each GAN on N processes of this machine (DDP via torch's elastic launcher)
   --dataset cub|coco           dataset of the paper profile's plan (with --dry-run)
   --dry-run                    print the plan (which notebooks would run or are up to date; for the paper profile
@@ -75,6 +75,8 @@ IFS=, read -r -a SEED_LIST <<< "$SEEDS"
 if [[ -n "$EXPERIMENTS" ]]; then
   [[ "$EXPERIMENTS" =~ ^[a-z0-9_]+(,[a-z0-9_]+)*$ ]] || die "--experiments must look like a,b,c"
   IFS=, read -r -a GAN_EXPERIMENTS <<< "$EXPERIMENTS"
+elif [[ "$PROFILE" != "smoke" ]]; then  # the study: plain AttnGAN's four arms separate the losses from the style blocks
+  GAN_EXPERIMENTS+=(attngan_baseline attngan_f2r attngan_f2f attngan_both)
 fi
 SELECTED=()
 if [[ -n "$ONLY" ]]; then
