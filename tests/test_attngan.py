@@ -298,7 +298,7 @@ def test_arguments_are_checked(tmp_path):
     with pytest.raises(ValueError, match="on_bad"):
         cub(src, tmp_path / "o", on_bad="ignore")
     with pytest.raises(ValueError, match="kind"):
-        check_layout("flowers", src)
+        check_layout("imagenet", src)
 
 
 # ------------------------------------------------------------------------------------------------------------

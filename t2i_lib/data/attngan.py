@@ -69,16 +69,18 @@ from .text import Vocabulary, clean_caption_lines
 
 log = logging.getLogger(__name__)
 
-KINDS = ("cub", "coco")
+KINDS = ("cub", "coco", "flowers")
 DEFAULT_STORE_SIZE = 304  # int(256 * 76 / 64): the reference resizes to this, then random-crops 256
 CUB_CAPTIONS_PER_IMAGE = 10
 COCO_CAPTIONS_PER_IMAGE = 5
+FLOWERS_CAPTIONS_PER_IMAGE = 10
 CAPTIONS_PICKLE_NAMES = ("captions.pickle", "captions_DAMSM.pickle")
 ON_BAD = ("raise", "skip")
 _PROBE = 20  # keys probed per split by the layout check (images, caption files)
 _MAX_WARNINGS = 20  # per-image "fewer captions" warnings logged individually before a summary
 _SKIPPABLE = (BadImageError, CaptionFileError, MissingKeyError)
 _TEXT_ZIPS = ("text.zip", "train2014-text.zip", "val2014-text.zip")
+_FLOWERS_TEXT_ARCHIVES = ("cvpr2016_flowers.tar.gz", "text_c10.zip", "text_c10.tar.gz")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -119,6 +121,18 @@ def prepare_coco(src: str | Path, out: str | Path, overwrite: bool = False, stor
                     vocab_from=vocab_from, captions_per_image=captions_per_image, progress=progress)
 
 
+def prepare_flowers(src: str | Path, out: str | Path, overwrite: bool = False, store_size: int = DEFAULT_STORE_SIZE,
+                    on_bad: str = "raise", vocab_from: str | Path | None = None,
+                    captions_per_image: int = FLOWERS_CAPTIONS_PER_IMAGE, progress: bool | str = True) -> Path:
+    """Convert the StackGAN/AttnGAN-layout ``data/flowers`` directory (Oxford-102) into a canonical dataset.
+
+    Arguments as :func:`prepare_cub`; no crop is applied (the flowers layout has no bounding boxes) and class ids
+    come from ``class_info.pickle`` (reference 10 captions per image).
+    """
+    return _prepare("flowers", src, out, overwrite=overwrite, store_size=store_size, on_bad=on_bad,
+                    vocab_from=vocab_from, captions_per_image=captions_per_image, progress=progress)
+
+
 def check_layout(kind: str, src: str | Path) -> dict[str, Any]:
     """Validate an AttnGAN-layout directory without converting anything; return what was found.
 
@@ -144,7 +158,7 @@ def check_layout(kind: str, src: str | Path) -> dict[str, Any]:
     }
     if s.kind == "cub":
         info["n_bounding_boxes"] = len(s.bboxes or {})
-    else:
+    elif s.kind == "coco":
         info["image_layout"] = s.image_layout
     return info
 
@@ -167,27 +181,52 @@ class _Source:
     bboxes: dict[str, tuple[float, float, float, float]] | None = None  # CUB: key -> (x, y, w, h)
     image_layout: str | None = None  # COCO
     captions_pickle: Path | None = None
+    # Hooks that let other layouts (flowers, Karpathy JSON in karpathy.py) reuse the scan-and-convert machinery.
+    name: str = ""  # dataset name written into the manifest (default: kind)
+    crop: str = "none"
+    text_path_fn: Callable[[str], Path] | None = None  # key -> caption file (default text/<key>.txt)
+    captions_in: dict[str, Any] | None = None  # key -> raw captions held in memory (no caption files)
+    caption_where_fn: Callable[[str], str] | None = None  # key -> where its in-memory captions come from
+    list_file: Path | None = None  # one file lists every split (default <split>/filenames.pickle)
+    where_fn: Callable[[str, int], str] | None = None  # (split, position) -> where the key is listed
+    image_hint_fn: Callable[[str], str] | None = None  # key -> where its image was expected
+    extra: dict[str, Any] = field(default_factory=dict)  # more provenance for the manifest's "source"
 
     def text_path(self, key: str) -> Path:
+        if self.text_path_fn is not None:
+            return self.text_path_fn(key)
         return self.src / "text" / f"{key}.txt"
 
     def filenames_file(self, split: str) -> Path:
-        return self.src / split / "filenames.pickle"
+        return self.list_file if self.list_file is not None else self.src / split / "filenames.pickle"
+
+    def where(self, split: str, pos: int) -> str:
+        if self.where_fn is not None:
+            return self.where_fn(split, pos)
+        return f"{self.filenames_file(split)} (position {pos})"
+
+    def image_hint(self, key: str) -> str:
+        if self.image_hint_fn is not None:
+            return self.image_hint_fn(key)
+        return f"{self.src / 'images' / key}.jpg not found"
 
 
 def _scan(kind: str, src: str | Path) -> _Source:
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     src = Path(src)
-    what = "data/birds" if kind == "cub" else "data/coco"
+    what = {"cub": "data/birds", "coco": "data/coco", "flowers": "data/flowers"}[kind]
     if not src.is_dir():
         raise LayoutError(f"{src} is not a directory (expected AttnGAN's {what} directory)")
+    if kind == "flowers":
+        return _scan_flowers(src)
     repaired: list[str] = []
     keys = {split: _load_filenames(src, split, repaired) for split in SPLITS}
     if kind == "cub":
         class_ids, origin = {}, {}
         for split in SPLITS:
-            class_ids[split], origin[split] = _cub_class_ids(src, split, keys[split], repaired)
+            class_ids[split], origin[split] = _class_ids(src, split, keys[split], repaired, _cub_class_from_key,
+                                                         "class directory number")
         bboxes = _cub_bboxes(src)
         image_dir = src / "CUB_200_2011" / "images"
 
@@ -208,11 +247,85 @@ def _scan(kind: str, src: str | Path) -> _Source:
     _check_text_dir(src, kind, keys)
     source = _Source(kind=kind, src=src, keys=keys, class_ids=class_ids, class_origin=origin,
                      image_path=image_path, repaired_crlf=repaired, bboxes=bboxes, image_layout=layout,
-                     captions_pickle=next((src / name for name in CAPTIONS_PICKLE_NAMES
-                                           if (src / name).is_file()), None))
+                     captions_pickle=_find_captions_pickle(src), crop="bbox-1.5x" if kind == "cub" else "none")
     if kind == "cub":
+        source.image_hint_fn = lambda key: f"{src / 'CUB_200_2011' / 'images' / key}.jpg not found"
         _probe_images(source, "CUB images not found under CUB_200_2011/images/<key>.jpg "
                               f"(extract CUB_200_2011.tgz into {src})")
+    else:
+        source.image_hint_fn = (lambda key: f"neither {src / 'images' / key}.jpg nor "
+                                            f"{src / 'images'}/train2014|val2014/{key}.jpg exists")
+    source.duplicates = _find_duplicates(source)
+    return source
+
+
+def _find_captions_pickle(src: Path) -> Path | None:
+    return next((src / name for name in CAPTIONS_PICKLE_NAMES if (src / name).is_file()), None)
+
+
+def _flowers_stem(key: str) -> str:
+    """``jpg/image_00001``, ``class_00077/image_00001`` and ``image_00001`` all name ``image_00001``."""
+    return key.rsplit("/", 1)[-1]
+
+
+def _scan_flowers(src: Path) -> _Source:
+    """Oxford-102 in the StackGAN/AttnGAN layout (docs/datasets.md#oxford-102-flowers)."""
+    jpg, text = src / "jpg", src / "text_c10"
+    if not jpg.is_dir():
+        hint = (f"extract 102flowers.tgz into {src}" if (src / "102flowers.tgz").is_file()
+                else f"download Oxford-102 (102flowers.tgz) and extract it into {src}")
+        raise LayoutError(f"jpg/ is missing: expected the photographs as {jpg}/image_NNNNN.jpg ({hint})")
+    if not text.is_dir():
+        archives = [a for a in _FLOWERS_TEXT_ARCHIVES if (src / a).is_file()]
+        hint = (f"extract {' or '.join(archives)} and move its text_c10/ folder into {src}" if archives
+                else f"copy the text_c10/ folder of Reed et al.'s captions (cvpr2016_flowers) into {src}")
+        raise LayoutError(f"text_c10/ is missing: expected caption files {text}/class_NNNNN/image_NNNNN.txt ({hint})")
+    # One pass over text_c10/: image stem -> its caption file (class folders hold about 40-260 files each).
+    index: dict[str, Path] = {}
+    for cdir in sorted(p for p in text.iterdir() if p.is_dir()):
+        for f in cdir.glob("*.txt"):
+            index.setdefault(f.stem, f)
+    if not index:
+        nested = text / "text_c10"
+        if nested.is_dir():
+            raise LayoutError(f"captions are one level too deep in {nested}: move its content up into {text}")
+        raise LayoutError(f"no caption file found in {text}: expected {text}/class_NNNNN/image_NNNNN.txt")
+    repaired: list[str] = []
+    keys = {split: _load_filenames(src, split, repaired) for split in SPLITS}
+
+    def derive(key: str) -> int | None:
+        m = re.match(r"class_(\d+)/", key)
+        if m is None and _flowers_stem(key) in index:
+            m = re.fullmatch(r"class_(\d+)", index[_flowers_stem(key)].parent.name)
+        return int(m.group(1)) if m else None
+
+    class_ids, origin = {}, {}
+    for split in SPLITS:
+        class_ids[split], origin[split] = _class_ids(
+            src, split, keys[split], repaired, derive,
+            "the class_NNNNN folder of the key or of its caption file in text_c10/")
+
+    listed_class = {k: c for split in SPLITS for k, c in zip(keys[split], class_ids[split])}
+
+    def image_path(key: str) -> Path | None:
+        p = jpg / f"{_flowers_stem(key)}.jpg"
+        return p if p.is_file() else None
+
+    def text_path(key: str) -> Path:
+        stem = _flowers_stem(key)
+        if stem in index:
+            return index[stem]
+        cid = listed_class.get(key, derive(key))
+        return text / (f"class_{cid:05d}" if cid is not None else "class_NNNNN") / f"{stem}.txt"
+
+    source = _Source(kind="flowers", src=src, keys=keys, class_ids=class_ids, class_origin=origin,
+                     image_path=image_path, repaired_crlf=repaired, captions_pickle=_find_captions_pickle(src),
+                     text_path_fn=text_path, image_hint_fn=lambda key: f"{jpg / _flowers_stem(key)}.jpg not found")
+    probed = [k for split in SPLITS for k in keys[split][:_PROBE]]
+    if not any(_flowers_stem(k) in index for k in probed):
+        raise LayoutError(f"no caption file found in {text} for the first {len(probed)} listed keys "
+                          f"(e.g. {text_path(probed[0])}); expected text_c10/class_NNNNN/<image>.txt")
+    _probe_images(source, f"flower images not found as {jpg}/image_NNNNN.jpg (extract 102flowers.tgz into {src})")
     source.duplicates = _find_duplicates(source)
     return source
 
@@ -261,20 +374,26 @@ def _valid_key(key: str) -> bool:
             and not key.startswith("/") and all(p not in ("", ".", "..") for p in parts))
 
 
-def _cub_class_ids(src: Path, split: str, keys: list[str], repaired: list[str]) -> tuple[list[int], str]:
-    """Class ids of one CUB split from ``class_info.pickle``, or from the class directory number if it is absent."""
+def _cub_class_from_key(key: str) -> int | None:
+    m = re.match(r"(\d+)\.", key)
+    return int(m.group(1)) if m else None
+
+
+def _class_ids(src: Path, split: str, keys: list[str], repaired: list[str], derive: Callable[[str], int | None],
+               derived_from: str) -> tuple[list[int], str]:
+    """Class ids of one split from ``class_info.pickle``, or ``derive(key)`` for every key if it is absent."""
     fn_path = src / split / "filenames.pickle"
     path = src / split / "class_info.pickle"
     if not path.is_file():
         ids = []
         for key in keys:
-            m = re.match(r"(\d+)\.", key)
-            if m is None:
-                raise LayoutError(f"{path} not found, and key {key!r} in {fn_path} does not start with a numbered "
-                                  "class directory ('002.Laysan_Albatross/...') to derive its class id from")
-            ids.append(int(m.group(1)))
-        log.warning("%s not found: class ids derived from the class directory numbers", path)
-        return ids, f"class directory number ({split}/class_info.pickle missing)"
+            cid = derive(key)
+            if cid is None:
+                raise LayoutError(f"{path} not found, and key {key!r} in {fn_path} gives no class id to derive "
+                                  f"(from {derived_from}, e.g. '002.Laysan_Albatross/...' or 'class_00077/...')")
+            ids.append(cid)
+        log.warning("%s not found: class ids derived from %s", path, derived_from)
+        return ids, f"{derived_from} ({split}/class_info.pickle missing)"
     obj = _load_metadata_pickle(path, src, repaired)
     if not isinstance(obj, (list, tuple)):
         raise LayoutError(f"{path}: expected a list of class ids, got {type(obj).__name__}")
@@ -394,9 +513,8 @@ def _find_duplicates(source: _Source) -> list[dict[str, str]]:
     first: dict[str, str] = {}
     dups = []
     for split in SPLITS:
-        fn = source.filenames_file(split)
         for pos, key in enumerate(source.keys[split]):
-            where = f"{fn} (position {pos})"
+            where = source.where(split, pos)
             if key in first:
                 dups.append({"key": key, "split": split, "position": str(pos), "first": first[key], "again": where})
             else:
@@ -439,19 +557,45 @@ def read_caption_file(path: str | Path, captions_per_image: int) -> tuple[list[t
     return caps[:captions_per_image], len(caps)
 
 
+def captions_from_strings(where: str, raws: Any, captions_per_image: int) -> tuple[list[tuple[str, list[str]]], int]:
+    """:func:`read_caption_file` for captions held in memory (e.g. a Karpathy JSON entry's sentences).
+
+    Raises :class:`CaptionFileError` naming ``where`` when a caption is not text, is not valid Unicode (a lone
+    surrogate from a ``\\udcff`` escape) or none is usable."""
+    if not isinstance(raws, (list, tuple)):
+        raise CaptionFileError(where, f"expected a list of captions, got {type(raws).__name__}")
+    lines = []
+    for i, raw in enumerate(raws):
+        if not isinstance(raw, str):
+            raise CaptionFileError(where, f"caption {i} is {type(raw).__name__} ({raw!r}), not text")
+        try:
+            raw.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise CaptionFileError(where, f"caption {i} is not valid Unicode: {exc.reason} at character "
+                                          f"{exc.start}") from exc
+        lines.extend(raw.split("\n"))
+    caps = clean_caption_lines(lines)
+    if not caps:
+        reason = ("no caption" if not raws else
+                  f"no usable caption: all {len(raws)} captions are empty or have no word (punctuation only)")
+        raise CaptionFileError(where, reason)
+    return caps[:captions_per_image], len(caps)
+
+
 def _load_item(source: _Source, key: str, split: str, store_size: int, captions_per_image: int):
     """(image, captions, number of usable captions) of one key, or a skippable error naming the file."""
     fn = source.filenames_file(split)
-    cap_path = source.text_path(key)
-    if not cap_path.is_file():
-        raise MissingKeyError(f"key {key!r} listed in {fn} has no caption file: {cap_path} not found")
-    captions, n_usable = read_caption_file(cap_path, captions_per_image)
+    if source.captions_in is not None:
+        where = source.caption_where_fn(key) if source.caption_where_fn else f"{fn} ({key})"
+        captions, n_usable = captions_from_strings(where, source.captions_in.get(key, []), captions_per_image)
+    else:
+        cap_path = source.text_path(key)
+        if not cap_path.is_file():
+            raise MissingKeyError(f"key {key!r} listed in {fn} has no caption file: {cap_path} not found")
+        captions, n_usable = read_caption_file(cap_path, captions_per_image)
     img_path = source.image_path(key)
     if img_path is None:
-        where = (f"{source.src / 'CUB_200_2011' / 'images' / key}.jpg not found" if source.kind == "cub"
-                 else f"neither {source.src / 'images' / key}.jpg nor "
-                      f"{source.src / 'images'}/train2014|val2014/{key}.jpg exists")
-        raise MissingKeyError(f"key {key!r} listed in {fn} has no image: {where}")
+        raise MissingKeyError(f"key {key!r} listed in {fn} has no image: {source.image_hint(key)}")
     bbox = None
     if source.kind == "cub":
         bbox = (source.bboxes or {}).get(key)
@@ -483,6 +627,18 @@ def _crop_to_bbox(im: Image.Image, bbox: tuple[float, float, float, float], img_
 # ------------------------------------------------------------------------------------------------------------
 # Conversion driver
 # ------------------------------------------------------------------------------------------------------------
+def _skip_summary(skipped: list[dict[str, str]]) -> str:
+    """"3 missing image, 1 bad caption file, ..." counted by kind of problem."""
+    kinds = {"has no image": "missing image", "has no caption file": "missing caption file",
+             "has no bounding box": "missing bounding box", "bad image": "bad image",
+             "bad caption file": "bad caption file", "listed twice": "duplicated key"}
+    counts: dict[str, int] = {}
+    for it in skipped:
+        label = next((v for k, v in kinds.items() if k in it["reason"]), "other")
+        counts[label] = counts.get(label, 0) + 1
+    return ", ".join(f"{n} {label}" for label, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
 def _resolve_vocab(vocab_from: str | Path | None, source: _Source) -> tuple[Vocabulary | None, str]:
     """(vocabulary to encode with, or None to build one; its origin for the manifest)."""
     built = "built from train + test captions (sorted; index 0 = <end>)"
@@ -500,14 +656,27 @@ def _resolve_vocab(vocab_from: str | Path | None, source: _Source) -> tuple[Voca
 
 def _prepare(kind: str, src: str | Path, out: str | Path, *, overwrite: bool, store_size: int, on_bad: str,
              vocab_from: str | Path | None, captions_per_image: int, progress: bool | str) -> Path:
+    check_convert_args(on_bad, store_size, captions_per_image)
+    source = _scan(kind, src)
+    return convert_source(source, out, overwrite=overwrite, store_size=store_size, on_bad=on_bad,
+                          vocab_from=vocab_from, captions_per_image=captions_per_image, progress=progress)
+
+
+def check_convert_args(on_bad: str, store_size: int, captions_per_image: int) -> None:
     if on_bad not in ON_BAD:
         raise ValueError(f"on_bad must be one of {ON_BAD}, got {on_bad!r}")
     if int(store_size) < 1:
         raise ValueError(f"store_size must be a positive number of pixels, got {store_size!r}")
     if int(captions_per_image) < 1:
         raise ValueError(f"captions_per_image must be >= 1, got {captions_per_image!r}")
+
+
+def convert_source(source: _Source, out: str | Path, *, overwrite: bool, store_size: int, on_bad: str,
+                   vocab_from: str | Path | None, captions_per_image: int, progress: bool | str) -> Path:
+    """Convert a scanned source (any adapter's) into a canonical dataset: the shared per-key loop."""
+    check_convert_args(on_bad, store_size, captions_per_image)
     store_size, captions_per_image = int(store_size), int(captions_per_image)
-    source = _scan(kind, src)
+    kind = source.kind
     if source.duplicates and on_bad == "raise":
         raise _duplicate_error(source.duplicates[0])
     vocab, vocab_origin = _resolve_vocab(vocab_from, source)
@@ -515,8 +684,9 @@ def _prepare(kind: str, src: str | Path, out: str | Path, *, overwrite: bool, st
     items = [(split, pos, key, source.class_ids[split][pos])
              for split in SPLITS for pos, key in enumerate(source.keys[split])]
 
-    writer = CanonicalWriter(out, name=kind, image_format="jpg", overwrite=overwrite)
+    writer = CanonicalWriter(out, name=source.name or kind, image_format="jpg", overwrite=overwrite)
     fewer: list[str] = []
+    skipped_logged = 0
     try:
         for split, pos, key, class_id in progress_bar(items, enabled=progress, total=len(items),
                                                       desc=f"prepare {kind}", unit="img"):
@@ -528,7 +698,9 @@ def _prepare(kind: str, src: str | Path, out: str | Path, *, overwrite: bool, st
             except _SKIPPABLE as exc:
                 if on_bad == "raise":
                     raise
-                log.warning("skipping %r: %s", key, exc)
+                skipped_logged += 1
+                if skipped_logged <= _MAX_WARNINGS:
+                    log.warning("skipping %r: %s", key, exc)
                 writer.skip(key, str(exc))
                 continue
             except DataError:
@@ -544,13 +716,17 @@ def _prepare(kind: str, src: str | Path, out: str | Path, *, overwrite: bool, st
         if len(fewer) > _MAX_WARNINGS:
             log.warning("%d images have fewer than %d usable captions (first %d logged above)", len(fewer),
                         captions_per_image, _MAX_WARNINGS)
+        if writer.skipped:
+            log.warning("skipped %d of %d listed images (--skip-bad; first %d logged above, all with their reasons "
+                        "in manifest.json 'skipped'): %s", len(writer.skipped), len(items),
+                        min(skipped_logged, _MAX_WARNINGS), _skip_summary(writer.skipped))
         src_record: dict[str, Any] = {
             "kind": kind,
             "src": str(source.src.resolve()),
             "listed": {split: len(source.keys[split]) for split in SPLITS},
             "store_size": store_size,
             "resize": "shorter side to store_size, bilinear (antialiased), JPEG q95",
-            "crop": "bbox-1.5x" if kind == "cub" else "none",
+            "crop": source.crop,
             "class_ids": dict(source.class_origin),
             "vocab": vocab_origin,
             "captions_per_image": captions_per_image,
@@ -560,6 +736,7 @@ def _prepare(kind: str, src: str | Path, out: str | Path, *, overwrite: bool, st
         }
         if kind == "coco":
             src_record["image_layout"] = source.image_layout
+        src_record.update(source.extra)
         return writer.finish(vocab=vocab, source=src_record)
     except BaseException:
         writer.abort()
