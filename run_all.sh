@@ -26,7 +26,7 @@ usage: ./run_all.sh [options]
   --experiments a,b,...        GAN experiments (default: the 4 arms of SSA-GAN and of AttnGAN + style blocks
                                in smoke; with plain AttnGAN's 4 arms too in demo and paper, the 3 x 4 study)
   --nproc N                    train each GAN on N processes of this machine (DDP via torch's elastic launcher)
-  --dataset cub|coco           dataset of the paper profile's plan (with --dry-run)
+  --dataset cub|coco|flowers|flickr30k   dataset of the paper profile's plan (with --dry-run)
   --dry-run                    print the plan (which notebooks would run or are up to date; for the paper profile
                                the runs and GPU hours) and list what is missing (exit 3 when something is)
   --rerun                      execute every selected notebook again (finished runs and metrics are reused)
@@ -68,7 +68,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 case "$PROFILE" in smoke|demo|paper) ;; *) die "unknown profile '$PROFILE' (smoke|demo|paper)" ;; esac
-case "$DATASET" in cub|coco) ;; *) die "unknown dataset '$DATASET' (cub|coco)" ;; esac
+case "$DATASET" in cub|coco|flowers|flickr30k) ;; *) die "unknown dataset '$DATASET' (cub|coco|flowers|flickr30k)" ;; esac
 [[ "$NPROC" =~ ^[1-9][0-9]*$ ]] || die "--nproc must be a positive integer"
 [[ "$SEEDS" =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--seeds must look like 0,1,2"
 IFS=, read -r -a SEED_LIST <<< "$SEEDS"

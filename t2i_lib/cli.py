@@ -2,7 +2,9 @@
 
 Commands:
   prepare synthetic --out DIR [--n-images N] [--seed S] [--size PX] [--n-captions K] [--test-fraction F]
-  prepare cub|coco  --src DIR --out DIR [--store-size PX] [--skip-bad] [--vocab-from PICKLE|auto]
+  prepare cub|coco|flowers  --src DIR --out DIR [--store-size PX] [--skip-bad] [--vocab-from PICKLE|auto]
+  prepare karpathy  --json FILE --images DIR --out DIR [--restval train|drop] [--val drop|train|test]
+                    [--store-size PX] [--skip-bad] [--vocab-from PICKLE|auto]   Flickr8k/Flickr30k/COCO JSON
   config  EXPERIMENT [--profile P] [--seed S] [--set key=value ...]   print the resolved config as JSON
   summary DIR                                                          statistics of a canonical dataset
   pretrain-damsm [--experiment damsm|damsm_cl] [--profile P] [--seed S] [--device D] [--set key=value ...]
@@ -17,7 +19,8 @@ Commands:
   evaluate EXPERIMENT [--profile P] [--seed S] [--device D] [--set key=value ...] [--force]
                                                                        FID/KID, R-precision, consistency -> metrics JSON
   tables [--profile P] [--results-dir DIR]                             rebuild results/<profile>/tables/
-  plan [--profile paper] [--dataset cub|coco] [--no-check]             validate data, print runs and GPU hours
+  plan [--profile paper] [--dataset cub|coco|flowers|flickr30k] [--no-check]
+                                                                       validate data, print runs and GPU hours
 
 Bad input and bad settings print one ``error:`` line naming the file/key and exit with status 2.
 """
@@ -45,9 +48,20 @@ def _parser() -> argparse.ArgumentParser:
     syn.add_argument("--test-fraction", type=float, default=0.2)
     syn.add_argument("--force", action="store_true", help="replace an existing output directory")
     syn.add_argument("--no-progress", action="store_true")
-    for kind in ("cub", "coco"):
-        a = psub.add_parser(kind, help=f"convert {kind.upper()} in AttnGAN layout")
-        a.add_argument("--src", required=True, help="AttnGAN-layout directory (data/birds or data/coco)")
+    for kind in ("cub", "coco", "flowers", "karpathy"):
+        if kind == "karpathy":
+            a = psub.add_parser(kind, help="convert a Karpathy-split JSON (Flickr8k, Flickr30k, COCO) and its images")
+            a.add_argument("--json", required=True, help="dataset_flickr30k.json, dataset_flickr8k.json or "
+                                                         "dataset_coco.json")
+            a.add_argument("--images", required=True, help="the image folder the JSON's file names are in")
+            a.add_argument("--restval", default="train", choices=["train", "drop"],
+                           help="where the JSON's 'restval' entries go (default: train)")
+            a.add_argument("--val", default="drop", choices=["drop", "train", "test"],
+                           help="where the JSON's 'val' entries go (default: dropped)")
+        else:
+            a = psub.add_parser(kind, help=f"convert {kind.upper()} in AttnGAN layout")
+            a.add_argument("--src", required=True, help="AttnGAN-layout directory (data/birds, data/coco or "
+                                                        "data/flowers)")
         a.add_argument("--out", required=True, help="output directory")
         a.add_argument("--store-size", type=int, default=304, help="shorter side of stored images")
         a.add_argument("--skip-bad", action="store_true", help="skip and count bad images/captions")
@@ -106,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
 
     pl = sub.add_parser("plan", help="validate the data and print the full plan of a profile (no training)")
     pl.add_argument("--profile", default="paper")
-    pl.add_argument("--dataset", default="cub", choices=["cub", "coco"])
+    pl.add_argument("--dataset", default="cub", choices=["cub", "coco", "flowers", "flickr30k"])
     pl.add_argument("--no-check", action="store_true", help="skip the data-directory check")
 
     tb = sub.add_parser("tables", help="rebuild the tables of a profile from its metrics files")
@@ -131,10 +145,18 @@ def main(argv: list[str] | None = None) -> int:
                 out = prepare_synthetic(args.out, n_images=args.n_images, seed=args.seed, size=args.size,
                                         n_captions=args.n_captions, test_fraction=args.test_fraction,
                                         overwrite=args.force, progress=not args.no_progress)
+            elif args.source == "karpathy":
+                from .data.karpathy import prepare_karpathy
+
+                out = prepare_karpathy(args.json, args.images, args.out, overwrite=args.force,
+                                       store_size=args.store_size, on_bad="skip" if args.skip_bad else "raise",
+                                       vocab_from=args.vocab_from, restval=args.restval, val=args.val,
+                                       progress=not args.no_progress)
             else:
                 from .data import attngan
 
-                fn = attngan.prepare_cub if args.source == "cub" else attngan.prepare_coco
+                fn = {"cub": attngan.prepare_cub, "coco": attngan.prepare_coco,
+                      "flowers": attngan.prepare_flowers}[args.source]
                 out = fn(args.src, args.out, overwrite=args.force, store_size=args.store_size,
                          on_bad="skip" if args.skip_bad else "raise", vocab_from=args.vocab_from,
                          progress=not args.no_progress)

@@ -35,7 +35,7 @@ class ConfigError(ValueError):
 # ------------------------------------------------------------------------------------------------------------
 # Typed defaults
 # ------------------------------------------------------------------------------------------------------------
-DATASETS = ("caption-shapes", "cub", "coco")
+DATASETS = ("caption-shapes", "cub", "coco", "flowers", "flickr30k")
 FAMILIES = ("ssagan", "style_attngan", "attngan")
 VARIANTS = ("baseline", "f2r", "f2f", "both")
 PROFILE_NAMES = ("smoke", "demo", "paper")
@@ -249,6 +249,11 @@ def _build_experiments() -> dict[str, dict]:
             if fam != "ssagan":  # AttnGAN lineage on COCO: lambda 50 (docs/method.md#damsm-in-gan-training)
                 coco["train"]["losses"] = {"damsm": 50.0}
             exps[f"{fam}_{var}_coco"] = _merge(d, coco)
+            # Oxford-102 flowers: no published setting for these families; same as CUB (single object, 10 captions).
+            exps[f"{fam}_{var}_flowers"] = _merge(d, {"data": {"dataset": "flowers"}})
+            # Flickr30k (Karpathy split): no published setting for these families; same as COCO (natural scenes,
+            # 5 captions per image).
+            exps[f"{fam}_{var}_flickr30k"] = _merge(d, _merge(coco, {"data": {"dataset": "flickr30k"}}))
     return exps
 
 

@@ -1,7 +1,8 @@
 """The plan of a profile's full run, without training: validate the data, list the runs, estimate the cost.
 
-``python -m t2i_lib plan --profile paper [--dataset cub|coco]`` (and ``./run_all.sh --profile paper --dry-run``)
-checks the AttnGAN-layout data directory (clear message when it is missing or incomplete), then prints every run
+``python -m t2i_lib plan --profile paper [--dataset cub|coco|flowers|flickr30k]`` (and ``./run_all.sh --profile paper
+--dry-run [--dataset ...]``) checks the source data directory (AttnGAN layout, or the Karpathy JSON beside its
+images for flickr30k; clear message when it is missing or incomplete), then prints every run
 (DAMSM pretraining, each model family x loss variant, evaluation) with epochs, steps, images per step and samples,
 and an estimate of GPU hours.  Estimates come from benchmark figures: a measured GPU step benchmark
 (``results/benchmarks/train_step-cuda-*.json``) of the same family, variant, size and batch when one exists, else the
@@ -18,8 +19,11 @@ from .data.errors import DataError
 
 FAMILIES_IN_STUDY = ("ssagan", "style_attngan")
 VARIANTS = ("baseline", "f2r", "f2f", "both")
-TRAIN_SIZES = {"cub": 8855, "coco": 82783}   # reference split sizes (docs/datasets.md#cub-200-2011)
-TEST_SIZES = {"cub": 2933, "coco": 40470}
+# Split sizes used when the data is not checked (docs/datasets.md): CUB and COCO as AttnGAN's split files; flowers
+# as the StackGAN split (82 train / 20 test classes); Flickr30k as commonly reported for dataset_flickr30k.json
+# (29,000 train, 1,014 val dropped by default, 1,000 test).  A checked data directory replaces these by its counts.
+TRAIN_SIZES = {"cub": 8855, "coco": 82783, "flowers": 7034, "flickr30k": 29000}
+TEST_SIZES = {"cub": 2933, "coco": 40470, "flowers": 1155, "flickr30k": 1000}
 
 # Training images per second per GPU, with their source.  Measured in this project where stated.
 THROUGHPUT = {
@@ -62,24 +66,29 @@ def _throughput(family: str, variant: str, size: int, batch: int, pairing: str) 
 
 
 def check_data(cfg: Config) -> dict[str, Any]:
-    """Validate the raw data directory of a CUB/COCO config; raises DataError/LayoutError with what to do."""
+    """Validate the raw data directory of a real-data config; raises DataError/LayoutError with what to do."""
     from .data.attngan import check_layout
-    from .data.prepare import source_dir
+    from .data.prepare import KARPATHY_DATASETS, SOURCE_SUBDIRS, source_dir
 
     src = source_dir(cfg)
+    ds = cfg.data.dataset
     if not src.exists():
-        sub = {"cub": "birds", "coco": "coco"}[cfg.data.dataset]
+        what = (f"dataset_{ds}.json beside its image folder" if ds in KARPATHY_DATASETS else "the AttnGAN layout")
         raise DataError(
-            f"{cfg.data.dataset.upper()} data not found at {src}. Put the AttnGAN layout under "
-            f"$T2I_DATA_DIR/{sub} (or set data.source_dir): see the README section 'Reproducing the paper'.")
-    return check_layout(cfg.data.dataset, src)
+            f"{ds.upper()} data not found at {src}. Put {what} under $T2I_DATA_DIR/{SOURCE_SUBDIRS[ds]} (or set "
+            f"data.source_dir): see docs/datasets.md and the README section 'Reproducing the paper'.")
+    if ds in KARPATHY_DATASETS:
+        from .data.karpathy import check_karpathy, find_karpathy
+
+        return check_karpathy(*find_karpathy(src, ds))
+    return check_layout(ds, src)
 
 
 def paper_plan(profile: str = "paper", dataset: str = "cub", overrides: dict | None = None,
                check: bool = True) -> dict[str, Any]:
     over = dict(overrides or {})
     cfgs = [resolve(f"{fam}_{var}_{dataset}", profile, over) for fam in FAMILIES_IN_STUDY for var in VARIANTS]
-    layout = check_data(cfgs[0]) if check and dataset in ("cub", "coco") else None
+    layout = check_data(cfgs[0]) if check and dataset in TRAIN_SIZES else None
     n_train = layout["splits"]["train"] if layout else TRAIN_SIZES.get(dataset, 0)
     n_test = layout["splits"]["test"] if layout else TEST_SIZES.get(dataset, 0)
     from .metrics.evaluate import variant_of
@@ -125,6 +134,8 @@ def format_plan(plan: dict) -> str:
         d = plan["data"]
         lines.append(f"data: {d['src']} OK (splits {d['splits']}, class ids {d['class_ids']}, "
                      f"duplicated keys {len(d['duplicated_keys'])})")
+        if d.get("json"):
+            lines.append(f"data: {d['json']}: entries per split {d['json_splits']}, dropped {d['dropped'] or 'none'}")
     for r in plan["runs"]:
         cost = "unknown" if r.get("gpu_hours") is None else f"{r['gpu_hours']} GPU h"
         detail = (f"{r['epochs']} epochs, {r['steps']} steps, {r['images_per_step']} images/step"

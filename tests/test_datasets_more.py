@@ -431,3 +431,58 @@ def test_karpathy_missing_files(tmp_path):
     js.unlink()
     with pytest.raises(LayoutError, match="Karpathy split file not found"):
         check_karpathy(js, imgs)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Experiments, paper plan and command line
+# ------------------------------------------------------------------------------------------------------------
+def test_flowers_and_flickr30k_experiments_resolve():
+    from t2i_lib.config import EXPERIMENTS, resolve
+
+    for fam in ("ssagan", "style_attngan", "attngan"):
+        for var in ("baseline", "f2r", "f2f", "both"):
+            assert f"{fam}_{var}_flowers" in EXPERIMENTS and f"{fam}_{var}_flickr30k" in EXPERIMENTS
+    fl, cub = resolve("style_attngan_both_flowers", "paper"), resolve("style_attngan_both_cub", "paper")
+    assert fl.data.dataset == "flowers" and fl.train.epochs == cub.train.epochs and fl.data.n_captions == 10
+    assert fl.train.losses.damsm == cub.train.losses.damsm
+    f30, coco = resolve("style_attngan_both_flickr30k", "paper"), resolve("style_attngan_both_coco", "paper")
+    assert f30.data.dataset == "flickr30k" and f30.data.n_captions == 5
+    assert f30.train.epochs == coco.train.epochs == 120 and f30.train.losses.damsm == coco.train.losses.damsm == 50.0
+
+
+def test_paper_plan_validates_flowers_and_flickr30k(tmp_path, monkeypatch):
+    from t2i_lib.plan import format_plan, paper_plan
+
+    monkeypatch.setenv("T2I_DATA_DIR", str(tmp_path / "data"))
+    with pytest.raises(DataError, match="FLOWERS data not found"):
+        paper_plan("paper", "flowers")
+    with pytest.raises(DataError, match="FLICKR30K data not found .*dataset_flickr30k.json beside its image folder"):
+        paper_plan("paper", "flickr30k")
+    make_flowers(tmp_path / "data")
+    plan = paper_plan("paper", "flowers")
+    assert plan["n_train"] == 4 and plan["n_test"] == 2 and plan["data"]["kind"] == "flowers"
+    assert "train ssagan_both_flowers" in [r["what"] for r in plan["runs"]]
+    make_flickr30k(tmp_path / "data")
+    plan = paper_plan("paper", "flickr30k")
+    assert plan["n_train"] == 3 and plan["n_test"] == 2
+    text = format_plan(plan)
+    assert "on FLICKR30K" in text and "dropped {'val': 1}" in text and "GPU hours" in text
+    assert paper_plan("paper", "flickr30k", check=False)["n_train"] == 29000
+
+
+def test_cli_prepare_flowers_and_karpathy(tmp_path, capsys):
+    from t2i_lib.cli import main
+
+    src = make_flowers(tmp_path)
+    _fl_image_missing(src)
+    assert main(["prepare", "flowers", "--src", str(src), "--out", str(tmp_path / "a"), "--store-size", "16",
+                 "--no-progress"]) == 2
+    assert "has no image" in capsys.readouterr().err
+    assert main(["prepare", "flowers", "--src", str(src), "--out", str(tmp_path / "a"), "--store-size", "16",
+                 "--skip-bad", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "5 images" in out and "skipped 1 " in out
+    js, imgs = make_flickr30k(tmp_path)
+    assert main(["prepare", "karpathy", "--json", str(js), "--images", str(imgs), "--out", str(tmp_path / "k"),
+                 "--store-size", "16", "--val", "test", "--no-progress"]) == 0
+    assert read_manifest(tmp_path / "k")["splits"] == {"train": 3, "test": 3}

@@ -2,8 +2,11 @@
 
 - ``caption-shapes``: generated into ``<results>/<profile>/data/caption-shapes-<hash8>``, the hash covering the
   generator settings (images, seed, captions, split, size); reused when its manifest records the same settings.
-- ``cub`` / ``coco``: converted from the AttnGAN layout in ``data.source_dir`` (default
-  ``$T2I_DATA_DIR/birds`` or ``$T2I_DATA_DIR/coco``) into ``$T2I_DATA_DIR/canonical/<dataset>-<size>px``.
+- ``cub`` / ``coco`` / ``flowers``: converted from the AttnGAN layout in ``data.source_dir`` (default
+  ``$T2I_DATA_DIR/birds``, ``$T2I_DATA_DIR/coco`` or ``$T2I_DATA_DIR/flowers``) into
+  ``$T2I_DATA_DIR/canonical/<dataset>-<size>px``;
+- ``flickr30k``: converted from ``dataset_flickr30k.json`` and its image folder in ``data.source_dir`` (default
+  ``$T2I_DATA_DIR/flickr30k``; :func:`~t2i_lib.data.karpathy.find_karpathy`), restval joining train.
 - ``data.root`` set explicitly: used as is (must already be a canonical dataset).
 
 Every reuse is logged, so an executed notebook records which dataset it read.
@@ -21,6 +24,10 @@ from .dataset import read_manifest
 from .errors import ManifestError
 
 log = logging.getLogger(__name__)
+
+# default folder of each real dataset's source under $T2I_DATA_DIR (data.source_dir overrides it)
+SOURCE_SUBDIRS = {"cub": "birds", "coco": "coco", "flowers": "flowers", "flickr30k": "flickr30k"}
+KARPATHY_DATASETS = ("flickr30k",)
 
 
 def synthetic_settings(cfg: Config) -> dict:
@@ -43,7 +50,7 @@ def dataset_root(cfg: Config) -> Path:
 def source_dir(cfg: Config) -> Path:
     if cfg.data.source_dir:
         return Path(cfg.data.source_dir).expanduser().resolve()
-    return paths.data_root() / {"cub": "birds", "coco": "coco"}[cfg.data.dataset]
+    return paths.data_root() / SOURCE_SUBDIRS[cfg.data.dataset]
 
 
 def ensure_dataset(cfg: Config, force: bool = False, progress: bool | str = "auto") -> Path:
@@ -83,12 +90,20 @@ def _ensure_dataset(cfg: Config, root: Path, force: bool, progress: bool | str) 
         return prepare_synthetic(root, n_images=s["n_images"], seed=s["seed"], size=s["size"],
                                  n_captions=s["n_captions"], test_fraction=s["test_fraction"], overwrite=force,
                                  progress=progress)
-    from .attngan import prepare_coco, prepare_cub
+    on_bad = "skip" if d.on_bad_image == "skip" else "raise"
+    if d.dataset in KARPATHY_DATASETS:
+        from .karpathy import find_karpathy, prepare_karpathy
 
-    fn = prepare_cub if d.dataset == "cub" else prepare_coco
+        js, images = find_karpathy(source_dir(cfg), d.dataset)
+        log.info("converting %s from %s and %s into %s", d.dataset, js, images, root)
+        return prepare_karpathy(js, images, root, overwrite=force, store_size=d.stored_size or 304, on_bad=on_bad,
+                                vocab_from="auto", progress=progress)
+    from .attngan import prepare_coco, prepare_cub, prepare_flowers
+
+    fn = {"cub": prepare_cub, "coco": prepare_coco, "flowers": prepare_flowers}[d.dataset]
     log.info("converting %s from %s into %s", d.dataset, source_dir(cfg), root)
     return fn(source_dir(cfg), root, overwrite=force, store_size=d.stored_size or 304,
-              on_bad="skip" if d.on_bad_image == "skip" else "raise", vocab_from="auto", progress=progress)
+              on_bad=on_bad, vocab_from="auto", progress=progress)
 
 
 def make_dataset(cfg: Config, root: str | Path, split: str = "train", captions_per_sample: int | None = None,
