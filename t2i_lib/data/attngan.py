@@ -1,7 +1,9 @@
-"""Adapters from the AttnGAN dataset layouts (CUB-200-2011 "birds", COCO-2014) to the canonical dataset.
+"""Adapters from the AttnGAN dataset layouts (CUB-200-2011 "birds", COCO-2014, Oxford-102 flowers) to the canonical
+dataset, and the shared scan-and-convert machinery (:func:`convert_source`) that ``karpathy.py`` reuses.
 
-Source layouts (docs/datasets.md#cub-200-2011, docs/datasets.md#coco-2014).  ``src`` is the directory the reference code calls ``data/birds`` or
-``data/coco``; every path below is relative to it.
+Source layouts (docs/datasets.md#cub-200-2011, docs/datasets.md#coco-2014, docs/datasets.md#oxford-102-flowers).
+``src`` is the directory the reference code calls ``data/birds``, ``data/coco`` or ``data/flowers``; every path
+below is relative to it.
 
 CUB-200-2011 (``src`` = ``data/birds/``)::
 
@@ -23,7 +25,18 @@ COCO-2014 (``src`` = ``data/coco/``)::
     images/train2014/<key>.jpg, images/val2014/<key>.jpg   DF-GAN layout; both are accepted
     captions.pickle or captions_DAMSM.pickle    optional
 
-What :func:`prepare_cub` / :func:`prepare_coco` do, per listed key, in train-then-test order:
+Oxford-102 flowers (``src`` = ``data/flowers``; StackGAN/AttnGAN-lineage metadata, no bounding boxes)::
+
+    jpg/image_NNNNN.jpg                         the photographs (102flowers.tgz)
+    text_c10/class_NNNNN/image_NNNNN.txt        10 captions per image (Reed et al., cvpr2016_flowers)
+    train/filenames.pickle, test/filenames.pickle     keys "jpg/image_NNNNN" (or "class_NNNNN/image_NNNNN",
+                                                      "image_NNNNN"); the image and caption file are found by
+                                                      the file name
+    train/class_info.pickle, test/class_info.pickle   one 1-based class id per key; optional: else the number
+                                                      of the class_NNNNN folder (of the key or its caption file)
+    captions.pickle                             optional
+
+What :func:`prepare_cub` / :func:`prepare_coco` / :func:`prepare_flowers` do, per listed key, in train-then-test order:
 
 - captions: ``text/<key>.txt`` is decoded as UTF-8 (a BOM is tolerated) and cleaned exactly as the reference
   (:func:`~t2i_lib.data.text.clean_caption_lines`: empty and punctuation-only lines are skipped); the first
@@ -33,7 +46,7 @@ What :func:`prepare_cub` / :func:`prepare_coco` do, per listed key, in train-the
   (:func:`~t2i_lib.data.images.bbox_crop`, 1.5x the longer box side), resized so the shorter side is
   ``store_size`` (304 = int(256 * 76 / 64) by default, the size the reference random-crops 256 from) and stored as
   JPEG q95 by :class:`~t2i_lib.data.dataset.CanonicalWriter`;
-- class id: CUB from ``class_info.pickle``; COCO has none, so every image gets its own id (its index over all
+- class id: CUB and flowers from ``class_info.pickle``; COCO has none, so every image gets its own id (its index over all
   listed keys), as the reference's ``np.arange``;
 - vocabulary: built from train + test captions, or imported from an AttnGAN ``captions.pickle``
   (``vocab_from``) so that released DAMSM encoders stay usable (OOV words are dropped and counted by the writer).
@@ -42,8 +55,8 @@ Bad input (``on_bad``): layout problems (:class:`LayoutError`) and unsafe pickle
 always raise.  Per-image problems, i.e. an unreadable image or a degenerate bounding box (:class:`BadImageError`),
 an unusable caption file (:class:`CaptionFileError`), a listed key without image, caption file or bounding box
 (:class:`MissingKeyError`) and a key listed twice (:class:`DataError`), raise with ``on_bad="raise"`` and are
-skipped and counted in the manifest with ``on_bad="skip"`` (for a duplicated key the first listing is kept).
-Every message names the file.
+skipped and counted in the manifest with ``on_bad="skip"`` (for a duplicated key the first listing is kept; the
+log names the first 20 skipped keys, then one summary line counted by kind).  Every message names the file.
 """
 
 from __future__ import annotations
