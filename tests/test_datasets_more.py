@@ -153,7 +153,19 @@ def _fl_caption_not_utf8(src):
     return _fl_txt(src)
 
 
+def _fl_caption_punctuation(src):
+    _fl_txt(src).write_text("...\n\n!!! ?\n")
+    return _fl_txt(src)
+
+
+def _fl_zero_byte(src):
+    _fl_img(src).write_bytes(b"")
+    return _fl_img(src)
+
+
 FLOWER_BAD = {
+    "zero-byte-image": (_fl_zero_byte, BadImageError, "zero-byte"),
+    "caption-punctuation-only": (_fl_caption_punctuation, CaptionFileError, "no usable caption"),
     "truncated-jpeg": (_fl_truncate, BadImageError, "truncated"),
     "image-missing": (_fl_image_missing, MissingKeyError, "has no image"),
     "caption-missing": (_fl_caption_missing, MissingKeyError, "no caption file"),
@@ -418,6 +430,22 @@ def test_karpathy_damaged_json_is_a_layout_error_naming_the_file(tmp_path, conte
     with pytest.raises(LayoutError, match=text) as exc_info:
         karpathy(js, imgs, tmp_path / "o", on_bad="skip")
     assert str(js) in str(exc_info.value) and not (tmp_path / "o").exists()
+
+
+def test_karpathy_vocabulary_import_and_unsafe_pickle(tmp_path):
+    js, imgs = make_flickr30k(tmp_path)
+    words = sorted({w for n, _ in F30K for d in f30k_sentences(Path(n).stem) for w in tokenize(d["raw"])} - {"thing"})
+    ixtoword = {0: "<end>", **{i + 1: w for i, w in enumerate(words)}}
+    (js.parent / "captions.pickle").write_bytes(pickle.dumps([[], [], ixtoword, {w: i for i, w in ixtoword.items()}],
+                                                              protocol=2))
+    assert check_karpathy(js, imgs)["captions_pickle"] == str(js.parent / "captions.pickle")
+    m = read_manifest(karpathy(js, imgs, tmp_path / "v", vocab_from="auto"))
+    assert m["vocab"]["size"] == len(ixtoword) and m["out_of_vocabulary"]["examples"] == ["thing"]
+    marker = tmp_path / "pwned"
+    (js.parent / "captions.pickle").write_bytes(b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR.")
+    with pytest.raises(UnsafePickleError, match="captions.pickle"):
+        karpathy(js, imgs, tmp_path / "u", vocab_from="auto", on_bad="skip")
+    assert not marker.exists() and not (tmp_path / "u").exists()
 
 
 def test_karpathy_missing_files(tmp_path):
