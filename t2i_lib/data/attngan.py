@@ -46,8 +46,8 @@ What :func:`prepare_cub` / :func:`prepare_coco` / :func:`prepare_flowers` do, pe
   (:func:`~t2i_lib.data.images.bbox_crop`, 1.5x the longer box side), resized so the shorter side is
   ``store_size`` (304 = int(256 * 76 / 64) by default, the size the reference random-crops 256 from) and stored as
   JPEG q95 by :class:`~t2i_lib.data.dataset.CanonicalWriter`;
-- class id: CUB and flowers from ``class_info.pickle``; COCO has none, so every image gets its own id (its index over all
-  listed keys), as the reference's ``np.arange``;
+- class id: CUB and flowers from ``class_info.pickle``; COCO has none, so every image gets its own id (its index
+  over all listed keys), as the reference's ``np.arange``;
 - vocabulary: built from train + test captions, or imported from an AttnGAN ``captions.pickle``
   (``vocab_from``) so that released DAMSM encoders stay usable (OOV words are dropped and counted by the writer).
 
