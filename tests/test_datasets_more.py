@@ -514,3 +514,19 @@ def test_cli_prepare_flowers_and_karpathy(tmp_path, capsys):
     assert main(["prepare", "karpathy", "--json", str(js), "--images", str(imgs), "--out", str(tmp_path / "k"),
                  "--store-size", "16", "--val", "test", "--no-progress"]) == 0
     assert read_manifest(tmp_path / "k")["splits"] == {"train": 3, "test": 3}
+
+
+def test_ensure_dataset_prepares_flowers_and_flickr30k(tmp_path, monkeypatch):
+    from t2i_lib.config import resolve
+    from t2i_lib.data.prepare import dataset_root, ensure_dataset
+
+    monkeypatch.setenv("T2I_DATA_DIR", str(tmp_path / "data"))
+    make_flowers(tmp_path / "data")
+    make_flickr30k(tmp_path / "data")
+    for exp, n in (("ssagan_baseline_flowers", 6), ("ssagan_baseline_flickr30k", 5)):
+        cfg = resolve(exp, "smoke", {"data.stored_size": 64})
+        root = ensure_dataset(cfg, progress=False)
+        assert root == dataset_root(cfg) == tmp_path / "data" / "canonical" / f"{cfg.data.dataset}-64px"
+        m = read_manifest(root)
+        assert m["n_images"] == n and m["source"]["vocab"].startswith("built")
+        assert ensure_dataset(cfg, progress=False) == root  # reused
