@@ -10,7 +10,7 @@ import torch
 
 from t2i_lib.models.attngan import (AttnGANDiscriminator, AttnGANGenerator, CANet, MultiScaleDiscriminator,
                                     WordAttention, init_weights, kl_loss)
-from t2i_lib.models.layers import (Blur, EqualConv2d, EqualLinear, MinibatchStdDev, NoiseInjection, PixelNorm,
+from t2i_lib.models.layers import (per_sample_noise, Blur, EqualConv2d, EqualLinear, MinibatchStdDev, NoiseInjection, PixelNorm,
                                    StyleMod, count_parameters)
 from t2i_lib.models.style_attngan import (MappingNetwork, style_discriminators, StyleAttnGANGenerator, StyleDiscriminator, StyledLayer,
                                           mapping_widths)
@@ -376,12 +376,21 @@ def test_style_generator_eval_sampling_is_deterministic_and_batch_independent():
     G(torch.randn(4, 8), torch.randn(4, 16))  # initialise the W average
     G.eval()
     z, s, eps = torch.randn(3, 8), torch.randn(3, 16), torch.randn(3, 8)
-    with torch.no_grad():  # with the CA noise given, sampling is a function of (z, eps, sentence)
-        a = G(z, s, ca_eps=eps)[-1]
-        b = G(z, s, ca_eps=eps)[-1]
-        c = torch.cat([G(z[i:i + 1], s[i:i + 1], ca_eps=eps[i:i + 1])[-1] for i in range(3)])
+    seeds = [11, 22, 33]
+    with torch.no_grad():  # with the CA noise given and per-sample injected noise, sampling is a function of
+        with per_sample_noise(seeds):  # (z, eps, sentence, the sample's noise seed)
+            a = G(z, s, ca_eps=eps)[-1]
+        with per_sample_noise(seeds):
+            b = G(z, s, ca_eps=eps)[-1]
+        parts = []
+        for i in range(3):
+            with per_sample_noise(seeds[i:i + 1]):
+                parts.append(G(z[i:i + 1], s[i:i + 1], ca_eps=eps[i:i + 1])[-1])
+        c = torch.cat(parts)
+        d = G(z, s, ca_eps=eps)[-1]  # outside the context: fresh random noise, as the reference samples
     assert torch.equal(a, b)
     assert torch.allclose(a, c, atol=1e-4)  # float rounding of batched convolutions only
+    assert not torch.allclose(a, d, atol=1e-3)
     G.train()
     with torch.no_grad():
         assert not torch.equal(G(z, s)[-1], G(z, s)[-1])  # training draws fresh noise (and style mixing)

@@ -43,14 +43,14 @@ def test_torchrun_damsm_matches_one_process_with_the_global_batch(tmp_path):
     over = ["--set", "damsm.text_dropout=0", "--set", "damsm.epochs=2"]
     env = {**os.environ, "T2I_PROGRESS": "off", "OMP_NUM_THREADS": "1"}
     one, two = tmp_path / "one", tmp_path / "two"
-    cmd = ["-m", "t2i_lib", "pretrain-damsm", "--profile", "smoke", "--device", "cpu", *over]
+    cmd = ["-m", "t2i_lib", "pretrain-damsm", "--profile", "smoke", "--device", "cpu", "--which", "training", *over]
     r1 = subprocess.run([sys.executable, *cmd, "--set", f"run.results_dir={one}"], capture_output=True, text=True,
                         env=env, timeout=600)
     assert r1.returncode == 0, r1.stderr[-3000:]
     r2 = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *cmd,
                          "--set", f"run.results_dir={two}"], capture_output=True, text=True, env=env, timeout=600)
     assert r2.returncode == 0, r2.stderr[-3000:]
-    assert r2.stdout.count("DAMSM damsm-smoke") == 1  # rank 0 alone reports
+    assert r2.stdout.count("DAMSM (training encoder) damsm-smoke") == 1  # rank 0 alone reports
     cfg = C.resolve("damsm", "smoke", {"damsm.text_dropout": 0.0, "damsm.epochs": 2})
     a, b = _stats(one, cfg.run_id), _stats(two, cfg.run_id)
     assert len(a) == len(b) == 2 and [x["batches"] for x in a] == [x["batches"] for x in b]
