@@ -395,3 +395,11 @@ def test_setup_states_the_batch_structure_and_noise_of_every_arm():
     assert arm_batches(C.resolve("ssagan_baseline1cap", "demo").to_dict()).startswith("16 images x 1 caption")
     shared = arm_batches(C.resolve("attngan_f2f", "paper", {"train.pair_noise": "per_image"}).to_dict())
     assert shared.startswith("20 images x 2") and "share their noise" in shared
+
+
+def test_measurement_cells_never_print_negative_zero():
+    from t2i_lib.report.study import _cell
+
+    assert _cell({"n": 1, "mean": -1e-5, "std": None}, 1.0, 3) == "0.000 (n=1)"
+    assert _cell({"n": 3, "mean": -0.25, "std": 1e-6}, 1.0, 2) == "-0.25 ± 0.00"
+    assert _cell({"n": 0, "mean": None, "std": None}, 1.0, 2) == "n/a"

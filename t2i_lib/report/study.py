@@ -589,9 +589,11 @@ _TABLE_COLS = (("fid", "FID", 1.0, 2), ("kid_mean", "KID x1000", 1000.0, 2),
 def _cell(s: dict, scale: float, digits: int) -> str:
     if s["n"] == 0:
         return "n/a"
+    from .tables import _fixed  # no "-0.000": a value that rounds to zero prints unsigned
+
     if s["std"] is None:
-        return f"{s['mean'] * scale:.{digits}f} (n=1)"
-    return f"{s['mean'] * scale:.{digits}f} ± {s['std'] * scale:.{digits}f}"
+        return f"{_fixed(s['mean'] * scale, digits)} (n=1)"
+    return f"{_fixed(s['mean'] * scale, digits)} ± {_fixed(s['std'] * scale, digits)}"
 
 
 def summary_table(agg: list[dict]) -> list[dict]:
