@@ -258,7 +258,8 @@ def test_nonfinite_loss_stops_with_term_and_step_or_is_skipped(setup, monkeypatc
 
 
 @pytest.mark.parametrize("exp", ["style_attngan_baseline", "style_attngan_f2r", "style_attngan_f2f",
-                                 "style_attngan_both", "attngan_both"])
+                                 "style_attngan_both", "attngan_baseline", "attngan_f2r", "attngan_f2f",
+                                 "attngan_both"])
 def test_attngan_families_train_all_variants(setup, exp):
     cfg = _cfg(setup, exp, **{"model.w_dim": 8, "model.ca_dim": 8, "model.mapping_layers": 2, "model.r_num": 1})
     s = gan.train_gan(cfg, torch.device("cpu"), setup[1])
