@@ -37,8 +37,8 @@ def _stats(root, run_id):
 
 
 def test_torchrun_damsm_matches_one_process_with_the_global_batch(tmp_path):
-    """Losses within 1e-4 (train) / 1e-3 (validation) relative, final weights within median 1e-3 and mean 3e-3
-    absolute.  Text dropout is off: each rank draws its own masks, which no single process can reproduce; the
+    """Losses within 1e-4 (train) / 1e-3 (validation) relative after one epoch, 3e-3 / 5e-3 after two, final
+    weights within median 1e-3 and mean 3e-3 absolute.  Text dropout is off: each rank draws its own masks, which no single process can reproduce; the
     rest differs only by floating-point reduction order (Adam amplifies it on near-zero gradients)."""
     over = ["--set", "damsm.text_dropout=0", "--set", "damsm.epochs=2"]
     env = {**os.environ, "T2I_PROGRESS": "off", "OMP_NUM_THREADS": "1"}
@@ -54,11 +54,17 @@ def test_torchrun_damsm_matches_one_process_with_the_global_batch(tmp_path):
     cfg = C.resolve("damsm", "smoke", {"damsm.text_dropout": 0.0, "damsm.epochs": 2})
     a, b = _stats(one, cfg.run_id), _stats(two, cfg.run_id)
     assert len(a) == len(b) == 2 and [x["batches"] for x in a] == [x["batches"] for x in b]
-    for x, y in zip(a, b):
+    # Epoch 0 (ten steps) agrees to 1e-4; by epoch 1 reduction-order differences have been through ten more Adam
+    # steps (seen: up to 1e-3 on a term, 1e-3 validation; with the learning rate at 1e-9 epoch 1 agrees to 1e-7,
+    # so the data are the same), so its bound is looser -- still far below what one epoch of training changes
+    # (13.0 -> 11.8, asserted below), so a wrong shard or a per-epoch seeding bug would fail.
+    for x, y, (tr, va) in zip(a, b, [(1e-4, 1e-3), (3e-3, 5e-3)]):
         for k in x:
             if k.startswith("train_"):
-                assert abs(x[k] - y[k]) <= 1e-4 * abs(x[k]), (k, x[k], y[k])
-        assert abs(x["val_total"] - y["val_total"]) <= 1e-3 * abs(x["val_total"])
+                assert abs(x[k] - y[k]) <= tr * abs(x[k]), (x["epoch"], k, x[k], y[k])
+        assert abs(x["val_total"] - y["val_total"]) <= va * abs(x["val_total"]), (x["epoch"], x["val_total"],
+                                                                                 y["val_total"])
+    assert abs(a[0]["train_total"] - a[1]["train_total"]) > 20 * 3e-3 * a[1]["train_total"]
     summary = json.loads((two / "runs" / cfg.run_id / "summary.json").read_text())
     assert summary["world_size"] == 2
     wa = torch.load(one / "runs" / cfg.run_id / "best.pt", weights_only=True)["state"]

@@ -10,6 +10,7 @@ import io
 import pytest
 
 from conftest import PROJECT_ROOT as ROOT
+from t2i_lib import paths
 from t2i_lib.utils import browser
 
 needs_browser = pytest.mark.skipif(browser.skip_reason() is not None, reason=str(browser.skip_reason()))
@@ -54,6 +55,11 @@ def test_render_writes_the_machine_paths_relative(tmp_path):
     assert "<script src=" not in html  # no require.js or MathJax to fetch
     inside = render.path_replacements(ROOT / "results" / "smoke")
     assert (str(ROOT / "results" / "smoke"), "results/smoke") in inside
+    # the tests move the cache out of the repository (T2I_CACHE_DIR): it is shown as <cache>
+    cache = str(paths.cache_root())
+    assert (cache, "<cache>") in inside
+    out = render._relative(f"weights {cache}/weights/w.pth", inside, "text/html")
+    assert out == "weights &lt;cache&gt;/weights/w.pth"
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,8 @@
 - JupyterLab's HTML template without the script tags that fetch require.js and MathJax (``report.html.j2``): a report
   loads nothing from elsewhere and opens offline.
 - Paths of the machine are written relative: the results folder as ``LABEL`` (``results/<profile>`` for the default
-  folder, else ``<results>``), the repository as ``<repo>``, the home folder as ``~``; the executed notebook keeps
+  folder, else ``<results>``), the repository as ``<repo>``, a cache or data folder set elsewhere by ``T2I_CACHE_DIR``
+  / ``T2I_DATA_DIR`` as ``<cache>`` / ``<data>``, the home folder as ``~``; the executed notebook keeps
   them as they were.  Nothing else is changed.
 - Images carry no alt text in nbconvert's template, so its "Alternative text is missing" notice is not logged.
 """
@@ -24,18 +25,32 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def path_replacements(results_dir: str | os.PathLike, label: str | None = None) -> list[tuple[str, str]]:
-    """(absolute prefix, shown as) pairs, most specific first: the results folder, the repository, the home folder."""
+    """(absolute prefix, shown as) pairs, most specific first: the results folder, the repository, the cache and
+    data folders when they are elsewhere (``<cache>``, ``<data>``), the home folder."""
     results = Path(results_dir).resolve()
     if label is None:
         try:
             label = str(results.relative_to(PROJECT_ROOT))
         except ValueError:
             label = "<results>"
+    from ..paths import cache_root, data_root
+
     pairs = [(str(results), label), (str(PROJECT_ROOT), "<repo>")]
+    # the cache and data roots when moved out of the repository (T2I_CACHE_DIR, T2I_DATA_DIR)
+    pairs += [(str(p), shown) for p, shown in ((cache_root(), "<cache>"), (data_root(), "<data>"))
+              if not _inside(p, PROJECT_ROOT)]
     home = str(Path.home())
     if home not in ("/", ""):
         pairs.append((home, "~"))
     return sorted(pairs, key=lambda p: -len(p[0]))
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+        return True
+    except ValueError:
+        return False
 
 
 def _relative(text: str, pairs: list[tuple[str, str]], mime: str = "text/plain") -> str:
