@@ -6,6 +6,10 @@
 # - Executes notebooks in numeric order into <results>/executed/ (never back into notebooks/) and renders offline
 #   HTML into <results>/reports/ (the machine's paths written relative: t2i_lib/report/render.py); one line per
 #   notebook with its time; stops at the first failure and names the notebook (its log: <results>/logs/).
+# - --jobs N (default 2 on a CPU profile, 1 for paper): the GAN runs of notebook 02 execute N at a time, each
+#   kernel with cores/N threads (independent runs: same dataset and encoders, own run folders), notebook 03
+#   evaluates N runs at a time (worker processes), and notebooks 04-07 (readers of 03's metrics) run N at a time;
+#   a failure in one lets the others finish, then stops.
 # - Skips a notebook whose executed copy and report exist and whose key is unchanged: a hash of the notebook, its
 #   parameters, the library source (t2i_lib/), requirements.txt/pyproject.toml, the T2I_* environment variables
 #   and the keys of the notebooks before it (their products are its inputs).  --rerun/--force run it again.
@@ -26,6 +30,8 @@ usage: ./run_all.sh [options]
   --experiments a,b,...        GAN experiments (default: the 4 arms of SSA-GAN and of AttnGAN + style blocks
                                in smoke; with plain AttnGAN's 4 arms too in demo and paper, the 3 x 4 study)
   --nproc N                    train each GAN on N processes of this machine (DDP via torch's elastic launcher)
+  --jobs N                     run N GAN runs (02), evaluations (03) and report notebooks (04-07) at a time,
+                               each with cores/N threads (default 2 for smoke and demo, 1 for paper or --nproc > 1)
   --dataset cub|coco|flowers|flickr30k   dataset of the paper profile's plan (with --dry-run)
   --dry-run                    print the plan (which notebooks would run or are up to date; for the paper profile
                                the runs and GPU hours) and list what is missing (exit 3 when something is)
@@ -47,7 +53,7 @@ NOTEBOOKS=(00_prepare_data 01_pretrain_damsm 02_train_gan 03_evaluate 04_paper_t
 GAN_EXPERIMENTS=(ssagan_baseline ssagan_f2r ssagan_f2f ssagan_both
                  style_attngan_baseline style_attngan_f2r style_attngan_f2f style_attngan_both)
 PROFILE="smoke"; RESULTS_DIR=""; ONLY=""; FORCE="False"; RERUN=0; DRY_RUN=0; DATASET="cub"; SEEDS="0"
-EXPERIMENTS=""; NPROC=1
+EXPERIMENTS=""; NPROC=1; JOBS=""
 need() { [[ $# -ge 2 && -n "$2" && "$2" != -* ]] || die "option $1 needs a value"; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -60,6 +66,7 @@ while [[ $# -gt 0 ]]; do
     --experiments) need "$@"; EXPERIMENTS="$2"; shift 2 ;;
     --dataset) need "$@"; DATASET="$2"; shift 2 ;;
     --nproc) need "$@"; NPROC="$2"; shift 2 ;;
+    --jobs) need "$@"; JOBS="$2"; shift 2 ;;
     --force) FORCE="True"; RERUN=1; shift ;;
     --rerun) RERUN=1; shift ;;
     --dry-run) DRY_RUN=1; shift ;;
@@ -70,6 +77,12 @@ done
 case "$PROFILE" in smoke|demo|paper) ;; *) die "unknown profile '$PROFILE' (smoke|demo|paper)" ;; esac
 case "$DATASET" in cub|coco|flowers|flickr30k) ;; *) die "unknown dataset '$DATASET' (cub|coco|flowers|flickr30k)" ;; esac
 [[ "$NPROC" =~ ^[1-9][0-9]*$ ]] || die "--nproc must be a positive integer"
+[[ -z "$JOBS" || "$JOBS" =~ ^[1-9][0-9]*$ ]] || die "--jobs must be a positive integer"
+if [[ -z "$JOBS" ]]; then
+  if [[ "$PROFILE" == paper || "$NPROC" != 1 ]]; then JOBS=1; else JOBS=2; fi
+fi
+CORES="$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)"
+THREADS_PER_JOB=$(( CORES / JOBS )); (( THREADS_PER_JOB >= 1 )) || THREADS_PER_JOB=1
 [[ "$SEEDS" =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--seeds must look like 0,1,2"
 IFS=, read -r -a SEED_LIST <<< "$SEEDS"
 if [[ -n "$EXPERIMENTS" ]]; then
@@ -147,7 +160,7 @@ write_env() {  # the environment record, once, before the first notebook that ru
   ENV_WRITTEN=1
 }
 
-N_RUN=0; N_SKIP=0; PLAN_RUN=(); START=$(date +%s)
+N_RUN=0; N_SKIP=0; PLAN_RUN=(); START=$(date +%s); PARALLEL=0; PIDS=()
 visit() {  # notebook stem [extra papermill args...]: run it when selected and not up to date; record its key
   local nb="$1" stem="$2"; shift 2
   local key; key="$(key_of "$nb" "$stem" "$@")"
@@ -163,26 +176,52 @@ visit() {  # notebook stem [extra papermill args...]: run it when selected and n
     local args="$*"; printf '[run_all] %-44s would run  %s\n' "$stem" "${args//$'\n'/; }" >&2; PLAN_RUN+=("$stem"); return 0
   fi
   write_env
+  N_RUN=$((N_RUN + 1))
+  if [[ "$PARALLEL" == 1 && "$JOBS" -gt 1 ]]; then
+    while (( $(jobs -rp | wc -l) >= JOBS )); do sleep 0.5; done
+    run_one "$nb" "$stem" "$key" "$@" &
+    PIDS+=("$!")
+  else
+    run_one "$nb" "$stem" "$key" "$@" || exit 1
+  fi
+}
+
+run_one() {  # notebook stem key [papermill args...]: execute and render; one line with the time; 1 on failure
+  local nb="$1" stem="$2" key="$3"; shift 3
   local t0; t0=$(date +%s)
-  printf '[run_all] %-44s ' "$stem" >&2
+  local threads=()
+  [[ "$PARALLEL" == 1 && "$JOBS" -gt 1 ]] && threads=(env "OMP_NUM_THREADS=$THREADS_PER_JOB" "MKL_NUM_THREADS=$THREADS_PER_JOB")
+  [[ "$PARALLEL" == 1 && "$JOBS" -gt 1 ]] || printf '[run_all] %-44s ' "$stem" >&2
   rm -f "$OUT/executed/$stem.key"
-  if ! "$PY" -m papermill "notebooks/${nb}.ipynb" "$OUT/executed/${stem}.ipynb" -k python3 --cwd notebooks \
-       --no-progress-bar --log-level WARNING \
+  if ! "${threads[@]}" "$PY" -m papermill "notebooks/${nb}.ipynb" "$OUT/executed/${stem}.ipynb" -k python3 \
+       --cwd notebooks --no-progress-bar --log-level WARNING \
        -p PROFILE "$PROFILE" -p RESULTS_DIR "$OUT" -p FORCE "$FORCE" "$@" > "$OUT/logs/${stem}.log" 2>&1; then
-    echo "FAILED after $(( $(date +%s) - t0 )) s" >&2
-    tail -n 25 "$OUT/logs/${stem}.log" >&2
-    say "FAILED: notebooks/${nb}.ipynb (executed copy with the error: $OUT/executed/${stem}.ipynb;" \
-        "log: $OUT/logs/${stem}.log)"
-    exit 1
+    { [[ "$PARALLEL" == 1 && "$JOBS" -gt 1 ]] && printf '[run_all] %-44s ' "$stem"
+      echo "FAILED after $(( $(date +%s) - t0 )) s"; tail -n 25 "$OUT/logs/${stem}.log"
+      echo "[run_all] FAILED: notebooks/${nb}.ipynb (executed copy with the error: $OUT/executed/${stem}.ipynb;" \
+           "log: $OUT/logs/${stem}.log)"; } >&2
+    return 1
   fi
   # Offline HTML with the machine's paths written relative (t2i_lib/report/render.py).
   if ! "$PY" -m t2i_lib.report.render "$OUT/executed/${stem}.ipynb" "$OUT/reports" --results-dir "$OUT" \
        >> "$OUT/logs/${stem}.log" 2>&1; then
-    echo "FAILED (HTML rendering)" >&2; tail -n 25 "$OUT/logs/${stem}.log" >&2; exit 1
+    { [[ "$PARALLEL" == 1 && "$JOBS" -gt 1 ]] && printf '[run_all] %-44s ' "$stem"
+      echo "FAILED (HTML rendering)"; tail -n 25 "$OUT/logs/${stem}.log"; } >&2
+    return 1
   fi
   echo "$key" > "$OUT/executed/$stem.key"
-  N_RUN=$((N_RUN + 1))
-  echo "$(( $(date +%s) - t0 )) s" >&2
+  if [[ "$PARALLEL" == 1 && "$JOBS" -gt 1 ]]; then
+    printf '[run_all] %-44s %s s\n' "$stem" "$(( $(date +%s) - t0 ))" >&2
+  else
+    echo "$(( $(date +%s) - t0 )) s" >&2
+  fi
+}
+
+drain() {  # wait for the parallel runs; stop when any failed (each has printed its own error)
+  local pid failed=0
+  for pid in "${PIDS[@]}"; do wait "$pid" || failed=1; done
+  PIDS=()
+  [[ "$failed" == 0 ]] || exit 1
 }
 
 [[ "$DRY_RUN" == 1 ]] && say "plan for profile '$PROFILE' (results: $OUT)"
@@ -191,19 +230,24 @@ for nb in "${NOTEBOOKS[@]}"; do
   SELECTED_NOW=0; for s in "${SELECTED[@]}"; do [[ "$s" == "$nb" ]] && SELECTED_NOW=1; done
   case "$nb" in
     02_train_gan)
+      PARALLEL=1
       for seed in "${SEED_LIST[@]}"; do
         for exp in "${GAN_EXPERIMENTS[@]}"; do
           stem="${nb}-${exp}"; [[ "$SEEDS" != "0" ]] && stem="${stem}-s${seed}"
           visit "$nb" "$stem" -p EXPERIMENT "$exp" -p SEED "$seed" -p NPROC "$NPROC"
         done
-      done ;;
-    03_evaluate|04_paper_tables|05_semantic_consistency|06_study|07_human_eval)
-      visit "$nb" "$nb" -y "$EXP_YAML" ;;
+      done
+      PARALLEL=0; drain ;;
+    03_evaluate)
+      visit "$nb" "$nb" -y "$EXP_YAML" -p JOBS "$JOBS" ;;
+    04_paper_tables|05_semantic_consistency|06_study|07_human_eval)  # independent readers of 03's products
+      PARALLEL=1; visit "$nb" "$nb" -y "$EXP_YAML"; PARALLEL=0 ;;
     *)
       visit "$nb" "$nb" ;;
   esac
   UPSTREAM+="$STEMS_KEYS;"
 done
+drain
 
 if [[ "$DRY_RUN" == 1 ]]; then
   MISSING=()

@@ -2,6 +2,7 @@
 
 Commands:
   prepare synthetic --out DIR [--n-images N] [--seed S] [--size PX] [--n-captions K] [--test-fraction F]
+  prepare scenes    --out DIR [--n-images N] [--seed S] [--size PX] [--n-captions K] [--test-fraction F]
   prepare cub|coco|flowers  --src DIR --out DIR [--store-size PX] [--skip-bad] [--vocab-from PICKLE|auto]
   prepare karpathy  --json FILE --images DIR --out DIR [--restval train|drop] [--val drop|train|test]
                     [--store-size PX] [--skip-bad] [--vocab-from PICKLE|auto]   Flickr8k/Flickr30k/COCO JSON
@@ -39,15 +40,17 @@ def _parser() -> argparse.ArgumentParser:
 
     prep = sub.add_parser("prepare", help="make a canonical dataset")
     psub = prep.add_subparsers(dest="source", required=True)
-    syn = psub.add_parser("synthetic", help="generate the built-in caption-shapes dataset")
-    syn.add_argument("--out", required=True, help="output directory (must not exist unless --force)")
-    syn.add_argument("--n-images", type=int, default=1000)
-    syn.add_argument("--seed", type=int, default=0)
-    syn.add_argument("--size", type=int, default=64, help="stored image size in pixels")
-    syn.add_argument("--n-captions", type=int, default=10)
-    syn.add_argument("--test-fraction", type=float, default=0.2)
-    syn.add_argument("--force", action="store_true", help="replace an existing output directory")
-    syn.add_argument("--no-progress", action="store_true")
+    for kind, what in (("synthetic", "caption-shapes (one shape per image)"),
+                       ("scenes", "caption-scenes (two or three shapes and a spatial relation per image)")):
+        syn = psub.add_parser(kind, help=f"generate the built-in {what} dataset")
+        syn.add_argument("--out", required=True, help="output directory (must not exist unless --force)")
+        syn.add_argument("--n-images", type=int, default=1000)
+        syn.add_argument("--seed", type=int, default=0)
+        syn.add_argument("--size", type=int, default=64, help="stored image size in pixels")
+        syn.add_argument("--n-captions", type=int, default=10)
+        syn.add_argument("--test-fraction", type=float, default=0.2)
+        syn.add_argument("--force", action="store_true", help="replace an existing output directory")
+        syn.add_argument("--no-progress", action="store_true")
     for kind in ("cub", "coco", "flowers", "karpathy"):
         if kind == "karpathy":
             a = psub.add_parser(kind, help="convert a Karpathy-split JSON (Flickr8k, Flickr30k, COCO) and its images")
@@ -139,12 +142,14 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     try:
         if args.command == "prepare":
-            if args.source == "synthetic":
+            if args.source in ("synthetic", "scenes"):
+                from .data.scenes import prepare_scenes
                 from .data.synthetic import prepare_synthetic
 
-                out = prepare_synthetic(args.out, n_images=args.n_images, seed=args.seed, size=args.size,
-                                        n_captions=args.n_captions, test_fraction=args.test_fraction,
-                                        overwrite=args.force, progress=not args.no_progress)
+                fn = prepare_synthetic if args.source == "synthetic" else prepare_scenes
+                out = fn(args.out, n_images=args.n_images, seed=args.seed, size=args.size,
+                         n_captions=args.n_captions, test_fraction=args.test_fraction,
+                         overwrite=args.force, progress=not args.no_progress)
             elif args.source == "karpathy":
                 from .data.karpathy import prepare_karpathy
 

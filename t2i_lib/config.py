@@ -35,7 +35,8 @@ class ConfigError(ValueError):
 # ------------------------------------------------------------------------------------------------------------
 # Typed defaults
 # ------------------------------------------------------------------------------------------------------------
-DATASETS = ("caption-shapes", "cub", "coco", "flowers", "flickr30k")
+DATASETS = ("caption-shapes", "caption-scenes", "cub", "coco", "flowers", "flickr30k")
+SYNTHETIC_DATASETS = ("caption-shapes", "caption-scenes")   # generated from a seed (t2i_lib.data.prepare)
 FAMILIES = ("ssagan", "style_attngan", "attngan")
 VARIANTS = ("baseline", "f2r", "f2f", "both")
 PROFILE_NAMES = ("smoke", "demo", "paper")
@@ -43,13 +44,13 @@ PROFILE_NAMES = ("smoke", "demo", "paper")
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "caption-shapes"      # caption-shapes | cub | coco
+    dataset: str = "caption-shapes"      # caption-shapes | caption-scenes | cub | coco | flowers | flickr30k
     root: str = ""                       # canonical dataset dir; "" = derived (see t2i_lib.data.prepare)
     source_dir: str = ""                 # raw AttnGAN-layout dir for cub/coco; "" = $T2I_DATA_DIR/{birds,coco}
-    n_images: int = 2000                 # caption-shapes only: images generated (train + test)
-    generator_seed: int = 0              # caption-shapes only: seed of the generator (not the run seed)
-    n_captions: int = 10                 # caption-shapes: captions per image; cub 10 / coco 5 kept at prepare
-    test_fraction: float = 0.2           # caption-shapes only
+    n_images: int = 2000                 # synthetic (caption-shapes/-scenes) only: images generated (train + test)
+    generator_seed: int = 0              # synthetic only: seed of the generator (not the run seed)
+    n_captions: int = 10                 # synthetic: captions per image; cub 10 / coco 5 kept at prepare
+    test_fraction: float = 0.2           # synthetic only
     image_size: int = 64                 # final training resolution: 64 | 128 | 256 (32: the CPU demo)
     stored_size: int = 0                 # size images are stored at; 0 = image_size (synthetic), 304 (photos)
     max_words: int = 18                  # fixed caption length (reference TEXT.WORDS_NUM)
@@ -453,12 +454,12 @@ def validate(cfg: Config) -> Config:
         if not 0 <= v <= 1:
             raise ConfigError(f"{k} must be in [0, 1], got {v}")
     # Incompatible combinations.
-    if cfg.profile == "paper" and d.dataset == "caption-shapes":
+    if cfg.profile == "paper" and d.dataset in SYNTHETIC_DATASETS:
         raise ConfigError("profile 'paper' reproduces CUB/COCO: set data.dataset to 'cub' or 'coco' "
-                          "(use profiles smoke/demo for the synthetic dataset)")
-    if d.dataset == "caption-shapes" and d.random_flip:
-        raise ConfigError("data.random_flip=True with data.dataset='caption-shapes': flipping swaps left/right, so "
-                          "images would contradict their captions' positions; keep random_flip=False")
+                          f"(use profiles smoke/demo for the synthetic dataset {d.dataset!r})")
+    if d.dataset in SYNTHETIC_DATASETS and d.random_flip:
+        raise ConfigError(f"data.random_flip=True with data.dataset={d.dataset!r}: flipping swaps left/right, so "
+                          "images would contradict their captions' positions and relations; keep random_flip=False")
     if cfg.captions_per_sample == 2 and t.f2f_pairing == "split" and t.batch_size % 2:
         raise ConfigError(f"train.f2f_pairing='split' needs an even train.batch_size (B/2 images x 2 captions), "
                           f"got {t.batch_size}")

@@ -101,8 +101,8 @@ def test_torchrun_gan_matches_one_process_with_the_global_batch(tmp_path):
     _run(["-m", "t2i_lib", "pretrain-damsm", "--profile", "smoke", "--device", "cpu", "--set", "damsm.epochs=1",
           "--set", f"run.results_dir={enc_root}"], env)
     enc = next(enc_root.glob("runs/damsm-*/best.pt"))
-    over = {"damsm.encoder_path": str(enc), "train.max_steps": 4, "train.log_every": 1, "train.ckpt_every": 4,
-            "train.sample_every": 4}
+    over = {"damsm.encoder_path": str(enc), "train.max_steps": 4, "train.log_every": 1, "train.ckpt_every": 2,
+            "train.sample_every": 4, "train.keep_checkpoints": 0}
     sets = [a for k, v in over.items() for a in ("--set", f"{k}={v}")]
     one, two = tmp_path / "one", tmp_path / "two"
     cmd = ["-m", "t2i_lib", "train-gan", "ssagan_both", "--profile", "smoke", "--device", "cpu", *sets]
@@ -122,10 +122,14 @@ def test_torchrun_gan_matches_one_process_with_the_global_batch(tmp_path):
     for key in ("G", "D"):
         d = _weights_diff(one / ck, two / ck, key)
         assert d.median() < 1e-5 and d.max() < 1e-3, (key, d.median(), d.max())
-    # the trainer moved the weights (a parity of untouched weights would prove nothing)
-    init = torch.load(one / ck, weights_only=True)["optim"]["G"]["state"]
-    assert init and all(int(v["step"]) == 4 for v in init.values())
-    assert len(list((two / "runs" / cfg.run_id / "checkpoints").glob("*.pt"))) == 1
+    # the trainer moved the weights (a parity of untouched weights would prove nothing): Adam took 2 steps by the
+    # mid-run checkpoint (the final one carries no optimizer state), and the weights changed after it
+    mid = f"runs/{cfg.run_id}/checkpoints/ckpt_000002.pt"
+    adam = torch.load(one / mid, weights_only=True)["optim"]["G"]["state"]
+    assert adam and all(int(v["step"]) == 2 for v in adam.values())
+    assert torch.load(one / ck, weights_only=True)["optim"] is None
+    assert _weights_diff(one / mid, one / ck, "G").max() > 1e-4
+    assert len(list((two / "runs" / cfg.run_id / "checkpoints").glob("*.pt"))) == 2
 
 
 @pytest.mark.slow

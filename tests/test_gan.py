@@ -53,7 +53,7 @@ def test_each_variant_trains_and_writes_artefacts(setup, variant):
     # baseline on B images x 1 caption
     assert s["images_per_step"] == (4 if variant == "baseline1cap" else 8)
     c = ck.load(s["checkpoint"], expect={"kind": "gan", "family": "ssagan", "config_hash": cfg.hash})
-    assert set(c["state"]) == {"G", "D"} and set(c["optim"]) == {"G", "D"}
+    assert set(c["state"]) == {"G", "D"} and c["optim"] is None  # a finished run's checkpoint: weights only
     G, meta = gan.load_generator(s["checkpoint"], "cpu")
     assert meta["weights"] == "G" and not G.training
 
@@ -210,6 +210,32 @@ def test_fake_to_fake_minimum_for_identical_pairs():
     e = torch.eye(8)[:n]
     want = -math.log(math.exp(1 / tau) / (math.exp(1 / tau) + 2 * n - 2))
     assert fake_to_fake(e, e.clone(), tau).item() == pytest.approx(want, rel=1e-6)
+
+
+def test_final_checkpoint_has_no_optimizer_state_and_a_stripped_mid_run_one_cannot_resume(setup):
+    cfg = _cfg(setup, "ssagan_both", **{"train.max_steps": 4, "train.ckpt_every": 2, "train.keep_checkpoints": 0})
+    gan.train_gan(cfg, torch.device("cpu"), setup[1], force=True)
+    run = gan.run_dir_for(cfg)
+    mid, final = ck.load(run / "checkpoints" / "ckpt_000002.pt"), ck.load(run / "checkpoints" / "ckpt_000004.pt")
+    assert set(mid["optim"]) == {"G", "D"} and final["optim"] is None
+    n_opt = sum(v.numel() for o in mid["optim"].values() for st in o["state"].values() for v in st.values()
+                if torch.is_tensor(v) and v.dim() > 0)
+    n_w = sum(v.numel() for part in ("G", "D") for v in mid["state"][part].values() if v.is_floating_point())
+    assert n_opt >= 1.9 * n_w, (n_opt, n_w)  # Adam's two moments: about twice the weights
+    assert (run / "checkpoints" / "ckpt_000004.pt").stat().st_size < 0.6 * (run / "checkpoints" /
+                                                                           "ckpt_000002.pt").stat().st_size
+    # killed after the final checkpoint, before summary.json: the next call finishes from it without training
+    (run / "summary.json").unlink()
+    s = gan.train_gan(cfg, torch.device("cpu"), setup[1])
+    assert s["steps"] == 4 and torch.equal(ck.load(s["checkpoint"])["state"]["G"][next(iter(final["state"]["G"]))],
+                                           next(iter(final["state"]["G"].values())))
+    # a mid-run checkpoint without optimizer state is refused, naming the step
+    (run / "summary.json").unlink()
+    (run / "checkpoints" / "ckpt_000004.pt").unlink()
+    ck.save(run / "checkpoints", 2, {**{k: v for k, v in mid.items() if k not in ("format", "lib_version", "step")},
+                                     "optim": None})
+    with pytest.raises(ck.CheckpointError, match="step 2 has no optimizer state"):
+        gan.train_gan(cfg, torch.device("cpu"), setup[1])
 
 
 def test_resume_continues_from_saved_step_bitwise(setup):

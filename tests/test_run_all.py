@@ -26,6 +26,8 @@ def _run_all(*args, cwd=ROOT, timeout=300):
     (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
     (["--seeds", "a,b"], "--seeds must look like"),
     (["--nproc", "0"], "--nproc must be a positive integer"),
+    (["--jobs", "0"], "--jobs must be a positive integer"),
+    (["--jobs"], "option --jobs needs a value"),
     (["--experiments", "a,,b"], "--experiments must look like"),
     (["--frobnicate"], "unknown argument '--frobnicate'"),
     (["extra"], "unknown argument 'extra'"),
@@ -42,7 +44,7 @@ def test_bad_arguments_give_usage_and_touch_nothing(tmp_path, args, message):
 def test_help_lists_every_option():
     r = _run_all("--help")
     assert r.returncode == 0
-    for opt in ("--profile", "--results-dir", "--only", "--seeds", "--experiments", "--nproc", "--dataset",
+    for opt in ("--profile", "--results-dir", "--only", "--seeds", "--experiments", "--nproc", "--jobs", "--dataset",
                 "--dry-run", "--rerun", "--force", "--lab"):
         assert opt in r.stdout
 

@@ -1,4 +1,4 @@
-"""Data: tokenizer/vocabulary, the canonical dataset, the synthetic ``caption-shapes`` dataset, AttnGAN adapters."""
+"""Data: tokenizer/vocabulary, the canonical dataset, the synthetic ``caption-shapes`` and ``caption-scenes`` datasets, AttnGAN adapters."""
 
 from .attngan import check_layout, prepare_coco, prepare_cub
 from .dataset import CanonicalWriter, CaptionDataset, dataset_summary, make_loader, read_manifest, read_records

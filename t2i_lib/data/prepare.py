@@ -1,7 +1,8 @@
 """Where a config's canonical dataset lives, and making it exist (prepare once, reuse by config hash).
 
-- ``caption-shapes``: generated into ``<results>/<profile>/data/caption-shapes-<hash8>``, the hash covering the
-  generator settings (images, seed, captions, split, size); reused when its manifest records the same settings.
+- ``caption-shapes`` / ``caption-scenes``: generated into ``<results>/<profile>/data/<dataset>-<hash8>``, the hash
+  covering the generator and its settings (images, seed, captions, split, size); reused when its manifest records
+  the same settings.
 - ``cub`` / ``coco`` / ``flowers``: converted from the AttnGAN layout in ``data.source_dir`` (default
   ``$T2I_DATA_DIR/birds``, ``$T2I_DATA_DIR/coco`` or ``$T2I_DATA_DIR/flowers``) into
   ``$T2I_DATA_DIR/canonical/<dataset>-<size>px``;
@@ -18,7 +19,7 @@ import logging
 from pathlib import Path
 
 from .. import paths
-from ..config import Config
+from ..config import SYNTHETIC_DATASETS, Config
 from ..utils.io import canonical_json, dir_lock, sha256_hex
 from .dataset import read_manifest
 from .errors import ManifestError
@@ -31,8 +32,12 @@ KARPATHY_DATASETS = ("flickr30k",)
 
 
 def synthetic_settings(cfg: Config) -> dict:
+    """The generator settings of a synthetic dataset (``data.dataset`` in :data:`~t2i_lib.config.SYNTHETIC_DATASETS`),
+    as its manifest's ``source`` records them."""
     d = cfg.data
-    return {"generator": "caption-shapes", "n_images": d.n_images, "seed": d.generator_seed,
+    if d.dataset not in SYNTHETIC_DATASETS:
+        raise ValueError(f"data.dataset={d.dataset!r} is not generated; synthetic datasets: {SYNTHETIC_DATASETS}")
+    return {"generator": d.dataset, "n_images": d.n_images, "seed": d.generator_seed,
             "n_captions": d.n_captions, "test_fraction": d.test_fraction, "size": d.stored_size or d.image_size}
 
 
@@ -41,9 +46,9 @@ def dataset_root(cfg: Config) -> Path:
     d = cfg.data
     if d.root:
         return Path(d.root).expanduser().resolve()
-    if d.dataset == "caption-shapes":
+    if d.dataset in SYNTHETIC_DATASETS:
         h = sha256_hex(canonical_json(synthetic_settings(cfg)))[:8]
-        return paths.profile_dir(cfg.profile, cfg.run.results_dir) / "data" / f"caption-shapes-{h}"
+        return paths.profile_dir(cfg.profile, cfg.run.results_dir) / "data" / f"{d.dataset}-{h}"
     return paths.data_root() / "canonical" / f"{d.dataset}-{d.stored_size or 304}px"
 
 
@@ -74,22 +79,23 @@ def _ensure_dataset(cfg: Config, root: Path, force: bool, progress: bool | str) 
             m = read_manifest(root)
         except ManifestError:
             raise ManifestError(f"{root} exists but is not a complete dataset; rerun with force=True (--force)")
-        if d.dataset == "caption-shapes":
+        if d.dataset in SYNTHETIC_DATASETS:
             want = synthetic_settings(cfg)
             have = {k: m.get("source", {}).get(k) for k in want}
             if have != want:
-                raise ManifestError(f"{root} holds caption-shapes made with {have}, not {want}; "
+                raise ManifestError(f"{root} holds {m.get('name')} made with {have}, not {want}; "
                                     "rerun with force=True (--force)")
         log.info("reusing dataset %s (%d images)", root, m["n_images"])
         return root
-    if d.dataset == "caption-shapes":
+    if d.dataset in SYNTHETIC_DATASETS:
+        from .scenes import prepare_scenes
         from .synthetic import prepare_synthetic
 
         s = synthetic_settings(cfg)
-        log.info("generating caption-shapes into %s", root)
-        return prepare_synthetic(root, n_images=s["n_images"], seed=s["seed"], size=s["size"],
-                                 n_captions=s["n_captions"], test_fraction=s["test_fraction"], overwrite=force,
-                                 progress=progress)
+        fn = prepare_scenes if d.dataset == "caption-scenes" else prepare_synthetic
+        log.info("generating %s into %s", d.dataset, root)
+        return fn(root, n_images=s["n_images"], seed=s["seed"], size=s["size"], n_captions=s["n_captions"],
+                  test_fraction=s["test_fraction"], overwrite=force, progress=progress)
     on_bad = "skip" if d.on_bad_image == "skip" else "raise"
     if d.dataset in KARPATHY_DATASETS:
         from .karpathy import find_karpathy, prepare_karpathy
@@ -127,7 +133,7 @@ def fingerprint(root: str | Path) -> str:
     """Content hash of a canonical dataset: its records, vocabulary and every image's decoded RGB pixels (sorted by
     file name; pixels, not file bytes, so two zlib builds encoding the same image agree).
 
-    Two machines that generate caption-shapes with the same settings must agree on it; a run moved between
+    Two machines that generate a synthetic dataset with the same settings must agree on it; a run moved between
     machines checks it before reusing encoders trained on the other copy."""
     import hashlib
 

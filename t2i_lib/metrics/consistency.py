@@ -26,7 +26,7 @@ Features: the DAMSM global image feature of the training encoder (the paper's pr
 evaluation encoder (the judge, :func:`t2i_lib.train.damsm.judge_config_for`), and the FID Inception pool3 feature;
 all reported.  Fake-to-fake should raise ``sibling_sim`` without raising ``unrelated_sim``.
 
-**Attribute accuracy** (``caption-shapes`` only).  A small classifier trained on real synthetic training images
+**Attribute accuracy** (synthetic ``caption-shapes`` / ``caption-scenes`` only).  A small classifier trained on real synthetic training images
 (its own accuracy on real test images is reported) predicts shape/colour/position/size of generated images; each
 generated image is scored only on the attributes its caption states (``mentions``).
 """
@@ -190,7 +190,7 @@ def train_attribute_classifier(dataset_root: str | Path, device, epochs: int = 5
     test = CaptionDataset(dataset_root, "test", (64,), seed=seed)
     schema = train.attribute_schema
     if not schema:
-        raise ValueError(f"{dataset_root} has no attributes (attribute accuracy needs caption-shapes)")
+        raise ValueError(f"{dataset_root} has no attributes (attribute accuracy needs a synthetic dataset: caption-shapes or caption-scenes)")
     torch.manual_seed(seed)
     model = AttributeClassifier({k: len(v) for k, v in schema.items()}, width=width,
                                 input_size=input_size).to(device)

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from ..config import SYNTHETIC_DATASETS
 from ..utils.io import atomic_write_text
 from .tables import FAMILY_NAMES, VARIANT_ORDER, load_metrics, to_markdown
 
@@ -844,10 +845,10 @@ def _limits(records: list[dict]) -> str:
     n_max = max((len({r["seed"] for r in records if (r["family"], r["variant"]) == k})
                  for k in {(r["family"], r["variant"]) for r in records}), default=0)
     out = []
-    if datasets == ["caption-shapes"]:
-        out.append(f"- These results are on the project's **synthetic caption-shapes dataset at {px} px with small "
-                   "models** (reduced widths and short schedules), not on CUB or COCO at 256 px with the paper's "
-                   "networks and training length. A loss that helps or hurts here may behave differently there.")
+    if datasets and all(d in SYNTHETIC_DATASETS for d in datasets):
+        out.append(f"- These results are on the project's **synthetic {'/'.join(datasets)} dataset at {px} px with "
+                   "small models** (reduced widths and short schedules), not on CUB or COCO at 256 px with the "
+                   "paper's networks and training length. A loss that helps or hurts here may behave differently there.")
         out.append("- **FID/KID on synthetic data are not comparable to CUB/COCO numbers**, nor to the published "
                    "FIDs: the reference set, resolution, sample count and image statistics all differ. Only "
                    "differences between arms measured here with one protocol are meaningful.")

@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Iterable
 
+from ..config import SYNTHETIC_DATASETS
 from ..utils.io import atomic_write_text
 from .paper_numbers import published
 
@@ -180,8 +181,8 @@ def write_tables(metrics_dir: str | Path, tables_dir: str | Path, run_ids: Itera
     rows = measured_rows(recs)
     datasets = sorted({r["dataset"] for r in recs})
     header = ("Measured by this project. " + (
-        "Synthetic `caption-shapes` data: these numbers are NOT comparable with CUB/COCO numbers. "
-        if any(d == "caption-shapes" for d in datasets) else "") +
+        f"Synthetic {', '.join(f'`{d}`' for d in datasets if d in SYNTHETIC_DATASETS)} data: these numbers are NOT "
+        "comparable with CUB/COCO numbers. " if any(d in SYNTHETIC_DATASETS for d in datasets) else "") +
         "FID/KID: torch-fidelity with the TF-2015 FID Inception weights against the real test split at the "
         "training resolution; R-precision (1 true + mismatched captions, top-1) and the consistency gap (cosines of "
         "centred features, (sibling - unrelated) / (1 - unrelated)) with two DAMSMs: the *training encoder* the GAN was trained with "

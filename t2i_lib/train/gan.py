@@ -292,8 +292,12 @@ def _train_gan(cfg: Config, device, dataset_root: str | Path, force: bool, resum
     if latest is not None:
         G.load_state_dict(latest["state"]["G"])
         D.load_state_dict(latest["state"]["D"])
-        opt_g.load_state_dict(latest["optim"]["G"])
-        opt_d.load_state_dict(latest["optim"]["D"])
+        if latest.get("optim") is not None:
+            opt_g.load_state_dict(latest["optim"]["G"])
+            opt_d.load_state_dict(latest["optim"]["D"])
+        elif latest["step"] < total_steps:  # only the final checkpoint is saved without optimizer state
+            raise ck.CheckpointError(f"checkpoint of {cfg.run_id} at step {latest['step']} has no optimizer state "
+                                     f"but the run has {total_steps} steps: it cannot be resumed")
         if G_ema is not None:
             G_ema.load_state_dict(latest["state"]["G_ema"])
         ck.set_rng_state(latest["rng"])
@@ -309,13 +313,16 @@ def _train_gan(cfg: Config, device, dataset_root: str | Path, force: bool, resum
     if main:
         write_json(run_dir / "samples" / "captions.json", fixed["texts"])
 
-    def payload():
+    def payload(final: bool = False):
+        """The checkpoint; the final one of a run carries no optimizer state (Adam's two moments are twice the
+        weights, and a finished run is reused, never resumed: the step count is part of its hash)."""
         state = {"G": G.state_dict(), "D": D.state_dict()}
         if G_ema is not None:
             state["G_ema"] = G_ema.state_dict()
         return {"kind": "gan", "family": cfg.model.family, "config": cfg.to_dict(), "config_hash": cfg.hash,
                 "model_kwargs": model_kwargs, "state": state,
-                "optim": {"G": opt_g.state_dict(), "D": opt_d.state_dict()}, "rng": ck.rng_state(),
+                "optim": None if final else {"G": opt_g.state_dict(), "D": opt_d.state_dict()},
+                "rng": ck.rng_state(),
                 "vocab_hash": train_ds.vocab.hash, "damsm": enc_meta, "skipped_steps": skipped}
 
     sums: dict[str, torch.Tensor] = {}
@@ -375,7 +382,7 @@ def _train_gan(cfg: Config, device, dataset_root: str | Path, force: bool, resum
             sample_grid(G_ema if G_ema is not None else G, fam.sampler(cfg, figures=True), text_enc, fixed, device,
                         run_dir / "samples" / f"fakes_{step:06d}.png")
         if main and (step % t.ckpt_every == 0 or step == total_steps):
-            ck.save(ckpt_dir, step, payload(), keep_last=t.keep_checkpoints)
+            ck.save(ckpt_dir, step, payload(final=step == total_steps), keep_last=t.keep_checkpoints)
     if hasattr(pbar, "close"):
         pbar.close()
     barrier(info)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import platform
+from importlib import metadata
 import subprocess
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -21,10 +23,13 @@ def environment() -> dict:
         info["git_dirty"] = bool(dirty) if commit else None
     except (OSError, subprocess.SubprocessError):
         info["git_commit"] = None
-    for name in ("torch", "torchvision", "numpy", "PIL", "torch_fidelity"):
+    # versions from the installed distributions' metadata: importing torch_fidelity and torchvision only to read
+    # __version__ cost about 2 s in every notebook kernel
+    for name, dist in (("torch", "torch"), ("torchvision", "torchvision"), ("numpy", "numpy"), ("PIL", "pillow"),
+                       ("torch_fidelity", "torch-fidelity")):
+        mod = sys.modules.get(name)  # already imported (torch always is): its own version string (e.g. +cu130)
         try:
-            mod = __import__(name)
-            info[name] = getattr(mod, "__version__", "?")
-        except ImportError:
+            info[name] = getattr(mod, "__version__", None) or metadata.version(dist)
+        except metadata.PackageNotFoundError:
             info[name] = None
     return info
