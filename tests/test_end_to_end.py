@@ -59,6 +59,7 @@ def test_notebook_00_papermill_smoke(tmp_path):
                for c in nb["cells"] for o in c.get("outputs", []))
 
 
+@pytest.mark.xdist_group("smoke_run")  # one smoke run_all.sh, shared through the session fixture
 @pytest.mark.slow
 def test_run_all_smoke(smoke_results):
     out, r, seconds = smoke_results

@@ -537,6 +537,13 @@ def test_statistics_work_for_both_synthetic_datasets(tmp_path):
     # paraphrases of a scene share fewer words than those of a single shape
     assert stats.wording_diversity(recs)["sibling_jaccard"] < stats.wording_diversity(
         read_records(shapes))["sibling_jaccard"]
+    # notebook 00's table of the ground truth: one row per attribute, from the report's JSON record
+    rep = data_report.dataset_report(scenes, tmp_path / "report", n_preview=4)
+    table = data_report.attribute_table(rep)
+    assert set(table.index) == set(read_manifest(scenes)["attributes"])
+    assert table.loc["obj0_colour", "rarest value"] == "0.0 %" and table.loc["relation", "values"] == 4
+    assert table.loc["relation", "stated by captions"].endswith("%")
+    assert "photograph" in data_report.attribute_table({"attributes": {}})["note"][0]
 
     rep = data_report.dataset_report(scenes, tmp_path / "out", n_preview=4)     # what notebook 00 shows
     assert rep["summary"]["name"] == "caption-scenes" and rep["summary"]["vocab_size"] > 50

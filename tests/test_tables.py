@@ -34,12 +34,15 @@ def test_tables_have_every_variant_and_published_columns(tmp_path):
     assert "SSA-GAN (paper)" in pub and "15.61" in pub and "wtliao/text2image#15" in pub
     coco = (tmp_path / "tables" / "published_coco.md").read_text()
     assert "derived" in coco and "10.85" in coco
-    assert set(files) >= {"measured_md", "measured_csv", "published_cub_md", "published_coco_csv"}
+    assert set(files) >= {"measured_md", "measured_csv", "published_cub_md", "published_coco_csv",
+                          "published_flowers_md"}
+    flowers = (tmp_path / "tables" / "published_flowers.md").read_text()
+    assert "StackGAN-v2" in flowers and "48.68" in flowers and "unverified" in flowers and "1710.10916" in flowers
 
 
 def test_every_published_number_has_a_source_and_valid_mark():
     for p in paper_numbers.PUBLISHED:
-        assert p.source and p.mark in ("", "unverified", "derived") and p.dataset in ("cub", "coco")
+        assert p.source and p.mark in ("", "unverified", "derived") and p.dataset in ("cub", "coco", "flowers")
     assert any(p.mark == "derived" for p in paper_numbers.published("coco"))
 
 

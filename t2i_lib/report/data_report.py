@@ -1,4 +1,5 @@
-"""The data report of notebook 00: summary, sample grid with captions, caption lengths, wording diversity."""
+"""The data report of notebook 00: summary, sample grid with captions, caption lengths, wording diversity, and for
+the synthetic datasets how evenly the ground-truth attributes are spread and how often captions state each."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import numpy as np
 from .. import __version__
 from ..data.dataset import dataset_summary, load_vocab, read_manifest, read_records
 from ..data.images import load_rgb
-from ..data.stats import caption_lengths, length_stats, word_counts, wording_diversity
+from ..data.stats import (attribute_balance, caption_lengths, length_stats, mention_rates, word_counts,
+                          wording_diversity)
 from ..utils.io import write_json
 from . import figures
 
@@ -37,7 +39,9 @@ def dataset_report(root: str | Path, out_dir: str | Path, n_preview: int = 8, se
 
     ``cfg`` (a resolved :class:`~t2i_lib.config.Config`) is recorded in the JSON with its hash.
 
-    Returns ``{"summary", "lengths", "diversity", "top_words", "files"}``.
+    Returns ``{"summary", "lengths", "diversity", "top_words", "attributes", "mentions", "files"}``
+    (``attributes``/``mentions``: :func:`~t2i_lib.data.stats.attribute_balance` and
+    :func:`~t2i_lib.data.stats.mention_rates`, empty for photograph datasets).
     """
     root, out_dir = Path(root), Path(out_dir)
     m = read_manifest(root)
@@ -63,9 +67,25 @@ def dataset_report(root: str | Path, out_dir: str | Path, n_preview: int = 8, se
             fig_dir / "00_wording_diversity.png"),
     }
     record = {"lib_version": __version__, "dataset_root": str(root), "summary": summary, "lengths": lengths,
-              "diversity": diversity, "top_words": top, "files": {k: str(v) for k, v in files.items()},
+              "diversity": diversity, "top_words": top, "attributes": attribute_balance(recs, m.get("attributes")),
+              "mentions": mention_rates(recs), "files": {k: str(v) for k, v in files.items()},
               "seed": seed, "config": cfg.to_dict() if cfg is not None else None,
               "config_hash": cfg.hash if cfg is not None else None}
     files["json"] = write_json(out_dir / "data_summary.json", record)
     record["files"]["json"] = str(files["json"])
     return record
+
+
+def attribute_table(report: dict):
+    """One row per ground-truth attribute of a :func:`dataset_report`: its values, the rarest and commonest value's
+    share of the images, the normalised entropy (1 = uniform) and the share of captions that state it.  An empty
+    frame with a note for datasets without attributes (photographs)."""
+    import pandas as pd
+
+    att, men = report.get("attributes") or {}, report.get("mentions") or {}
+    if not att:
+        return pd.DataFrame({"note": ["no ground-truth attributes (photograph dataset)"]})
+    rows = [{"attribute": k, "values": len(v["counts"]), "rarest value": f"{100 * v['share_min']:.1f} %",
+             "commonest value": f"{100 * v['share_max']:.1f} %", "entropy": round(v["entropy"], 3),
+             "stated by captions": f"{100 * men[k]:.0f} %" if k in men else "—"} for k, v in att.items()]
+    return pd.DataFrame(rows).set_index("attribute")

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 
 @dataclass(frozen=True)
 class Published:
-    dataset: str          # cub | coco
+    dataset: str          # cub | coco | flowers
     model: str
     is_mean: float | None
     is_std: float | None
@@ -88,6 +88,13 @@ PUBLISHED: tuple[Published, ...] = (
     Published("coco", "2312.10854 (SSA-GAN + f2f + f2r)", None, None, 10.85, None, None,
               "arXiv 2312.10854 abstract: 'outperforms the FID score of SSAGAN model by 44%' (19.37 x 0.56)", "derived",
               "the base of the 44% is not stated; the paper's tables are not available to this project"),
+    # Oxford-102 flowers, 256 x 256 (docs/published_numbers.md#oxford-102-flowers): not a dataset of the paper
+    Published("flowers", "StackGAN-v2 (StackGAN++)", 3.26, None, 48.68, None, None,
+              "Papers-with-Code archive listing for StackGAN++ (arXiv 1710.10916), 'Oxford 102 Flowers' entries",
+              "unverified", "not read in the paper's table; IS std not listed"),
+    Published("flowers", "StackGAN-v1 (listed with StackGAN++)", None, None, 55.28, None, None,
+              "Papers-with-Code archive listing for StackGAN++ (arXiv 1710.10916), 'Oxford 102 Flowers' entries",
+              "unverified", "not read in the paper's table"),
 )
 
 

@@ -174,7 +174,7 @@ def to_csv(rows: list[dict]) -> str:
 
 def write_tables(metrics_dir: str | Path, tables_dir: str | Path, run_ids: Iterable[str] | None = None
                  ) -> dict[str, Path]:
-    """Write ``measured.{csv,md}`` (the runs ``run_ids``, or every metrics file) and ``published_{cub,coco}.{csv,md}``;
+    """Write ``measured.{csv,md}`` (the runs ``run_ids``, or every metrics file) and ``published_{cub,coco,flowers}.{csv,md}``;
     returns the paths."""
     tables_dir = Path(tables_dir)
     recs = load_metrics(metrics_dir, run_ids=run_ids)
@@ -192,7 +192,7 @@ def write_tables(metrics_dir: str | Path, tables_dir: str | Path, run_ids: Itera
     paths = {}
     paths["measured_md"] = atomic_write_text(tables_dir / "measured.md", header + to_markdown(rows) + footer)
     paths["measured_csv"] = atomic_write_text(tables_dir / "measured.csv", to_csv(rows))
-    for ds in ("cub", "coco"):
+    for ds in ("cub", "coco", "flowers"):
         pr = published_rows(ds)
         note = (f"Published {ds.upper()} numbers (256 x 256) from docs/published_numbers.md, with sources; FIDs mix protocols "
                 "(PyTorch-FID vs TF-FID, real sets, sample counts) and are not comparable with each other or with "
