@@ -78,7 +78,6 @@ generator that parses the caption.
 from __future__ import annotations
 
 import bisect
-import math
 import string
 import time
 from pathlib import Path
@@ -86,7 +85,6 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ..utils.logging import progress as _progress
 from ..utils.seed import item_rng
 from . import synthetic as _shapes
 from .synthetic import _check_int, _fix_articles, _shape_window, split_of
@@ -627,16 +625,8 @@ def _make_captions(a: dict[str, int], seed: int, index: int, n_captions: int) ->
 # Dataset generation
 # ------------------------------------------------------------------------------------------------------------
 def _validate(n_images: Any, seed: Any, size: Any, n_captions: Any, test_fraction: Any) -> None:
-    n_images = _check_int("n_images", n_images, 1)
-    _check_int("seed", seed, 0)
-    _check_int("size", size, MIN_SIZE)
+    _shapes.validate_generation(n_images, seed, size, test_fraction, min_size=MIN_SIZE)
     _check_n_captions(n_captions)
-    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float, np.floating)) \
-            or not 0.0 <= float(test_fraction) < 1.0:
-        raise ValueError(f"test_fraction must be a number in [0, 1), got {test_fraction!r}")
-    if n_images >= 2 and test_fraction > 0 and math.floor(n_images * float(test_fraction)) == 0:
-        raise ValueError(f"n_images={n_images} with test_fraction={test_fraction} gives an empty test split "
-                         f"(need n_images * test_fraction >= 1; use test_fraction=0 for no test split)")
 
 
 def generate(n_images: int, seed: int = 0, size: int = 64, n_captions: int = 10,
@@ -679,23 +669,11 @@ def prepare_scenes(out_dir: str | Path, n_images: int = 1000, seed: int = 0, siz
     Refuses an existing ``out_dir`` unless ``overwrite`` (``FileExistsError``); a failure leaves nothing under
     ``out_dir``.  The manifest's ``source`` records every generation argument and the generator version.
     """
-    from .dataset import CanonicalWriter
-
     _validate(n_images, seed, size, n_captions, test_fraction)
-    writer = CanonicalWriter(out_dir, name="caption-scenes", image_format="png", overwrite=overwrite)
-    try:
-        items = generate(n_images, seed=seed, size=size, n_captions=n_captions, test_fraction=test_fraction)
-        for item in _progress(items, enabled=progress, total=int(n_images), desc="caption-scenes"):
-            writer.add(item["key"], item["split"], item["class_id"], item["image"], item["captions"],
-                       attributes=item["attributes"], mentions=item["mentions"])
-        source = {"generator": "caption-scenes", "seed": int(seed), "n_images": int(n_images), "size": int(size),
-                  "n_captions": int(n_captions), "test_fraction": float(test_fraction),
-                  "version": GENERATOR_VERSION}
-        return writer.finish(source=source, attribute_schema=ATTRIBUTE_SCHEMA, num_classes=NUM_CLASSES,
-                             image_size=int(size))
-    except BaseException:
-        writer.abort()
-        raise
+    items = generate(n_images, seed=seed, size=size, n_captions=n_captions, test_fraction=test_fraction)
+    return _shapes.write_generated(out_dir, "caption-scenes", items, n_images, seed, size, n_captions,
+                                   test_fraction, GENERATOR_VERSION, ATTRIBUTE_SCHEMA, NUM_CLASSES, overwrite,
+                                   progress)
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -560,10 +560,15 @@ def split_of(index: int, test_fraction: float) -> str:
 
 
 def _validate(n_images: Any, seed: Any, size: Any, n_captions: Any, test_fraction: Any) -> None:
+    validate_generation(n_images, seed, size, test_fraction, min_size=8)
+    _check_n_captions(n_captions)
+
+
+def validate_generation(n_images: Any, seed: Any, size: Any, test_fraction: Any, min_size: int) -> None:
+    """The checks every synthetic generator makes of its common arguments (clear ``ValueError`` s)."""
     n_images = _check_int("n_images", n_images, 1)
     _check_int("seed", seed, 0)
-    _check_int("size", size, 8)
-    _check_n_captions(n_captions)
+    _check_int("size", size, min_size)
     if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float, np.floating)) \
             or not 0.0 <= float(test_fraction) < 1.0:
         raise ValueError(f"test_fraction must be a number in [0, 1), got {test_fraction!r}")
@@ -609,20 +614,28 @@ def prepare_synthetic(out_dir: str | Path, n_images: int = 1000, seed: int = 0, 
     Refuses an existing ``out_dir`` unless ``overwrite`` (``FileExistsError``); a failure leaves nothing under
     ``out_dir``.  The manifest's ``source`` records every generation argument and the generator version.
     """
+    _validate(n_images, seed, size, n_captions, test_fraction)
+    items = generate(n_images, seed=seed, size=size, n_captions=n_captions, test_fraction=test_fraction)
+    return write_generated(out_dir, "caption-shapes", items, n_images, seed, size, n_captions, test_fraction,
+                           GENERATOR_VERSION, ATTRIBUTE_SCHEMA, NUM_CLASSES, overwrite, progress)
+
+
+def write_generated(out_dir: str | Path, name: str, items, n_images: int, seed: int, size: int, n_captions: int,
+                    test_fraction: float, version: int, schema: dict, num_classes: int, overwrite: bool,
+                    progress: bool | str) -> Path:
+    """Write the items of a synthetic generator (dicts with key, split, class_id, image, captions, attributes,
+    mentions) as the canonical dataset ``name`` in ``out_dir``; the manifest's ``source`` records every generation
+    argument and the generator ``version``.  A failure leaves nothing under ``out_dir``."""
     from .dataset import CanonicalWriter
 
-    _validate(n_images, seed, size, n_captions, test_fraction)
-    writer = CanonicalWriter(out_dir, name="caption-shapes", image_format="png", overwrite=overwrite)
+    writer = CanonicalWriter(out_dir, name=name, image_format="png", overwrite=overwrite)
     try:
-        items = generate(n_images, seed=seed, size=size, n_captions=n_captions, test_fraction=test_fraction)
-        for item in _progress(items, enabled=progress, total=int(n_images), desc="caption-shapes"):
+        for item in _progress(items, enabled=progress, total=int(n_images), desc=name):
             writer.add(item["key"], item["split"], item["class_id"], item["image"], item["captions"],
                        attributes=item["attributes"], mentions=item["mentions"])
-        source = {"generator": "caption-shapes", "seed": int(seed), "n_images": int(n_images), "size": int(size),
-                  "n_captions": int(n_captions), "test_fraction": float(test_fraction),
-                  "version": GENERATOR_VERSION}
-        return writer.finish(source=source, attribute_schema=ATTRIBUTE_SCHEMA, num_classes=NUM_CLASSES,
-                             image_size=int(size))
+        source = {"generator": name, "seed": int(seed), "n_images": int(n_images), "size": int(size),
+                  "n_captions": int(n_captions), "test_fraction": float(test_fraction), "version": version}
+        return writer.finish(source=source, attribute_schema=schema, num_classes=num_classes, image_size=int(size))
     except BaseException:
         writer.abort()
         raise

@@ -96,11 +96,19 @@ def ensure_judge(cfg: Config, device, dataset_root: str | Path) -> Path | None:
     path = judge_encoder_path(cfg)
     if path is None:
         return None
-    if cfg.eval.judge_encoder_path:
+    return _given_or_pretrained(path, "eval.judge_encoder_path", cfg.eval.judge_encoder_path,
+                                judge_config_for(cfg), device, dataset_root)
+
+
+def _given_or_pretrained(path: Path, key: str, given: str, damsm_cfg: Config, device,
+                         dataset_root: str | Path) -> Path:
+    """``path`` of an encoder: the file a config key names (it must exist; nothing is trained), or the best.pt of
+    ``damsm_cfg``, pretrained first when missing."""
+    if given:
         if not path.is_file():
-            raise FileNotFoundError(f"eval.judge_encoder_path={cfg.eval.judge_encoder_path!r} does not exist")
+            raise FileNotFoundError(f"{key}={given!r} does not exist")
         return path
-    pretrain_damsm(judge_config_for(cfg), device, dataset_root)
+    pretrain_damsm(damsm_cfg, device, dataset_root)
     return path
 
 
@@ -119,13 +127,8 @@ def ensure_encoders(cfg: Config, device, dataset_root: str | Path) -> Path:
     """The DAMSM checkpoint a GAN run of ``cfg`` uses, pretraining the profile's DAMSM first when it is missing.
     With ``damsm.encoder_path`` set, that file is used as given (an error if it does not exist; nothing is
     trained)."""
-    path = encoder_path(cfg)
-    if cfg.damsm.encoder_path:
-        if not path.is_file():
-            raise FileNotFoundError(f"damsm.encoder_path={cfg.damsm.encoder_path!r} does not exist")
-        return path
-    pretrain_damsm(damsm_config_for(cfg), device, dataset_root)
-    return path
+    return _given_or_pretrained(encoder_path(cfg), "damsm.encoder_path", cfg.damsm.encoder_path,
+                                damsm_config_for(cfg), device, dataset_root)
 
 
 # ------------------------------------------------------------------------------------------------------------
