@@ -10,6 +10,9 @@ import numpy as np
 import pytest
 
 _TMP = Path(tempfile.mkdtemp(prefix="t2i-tests-"))
+# The root shared by the pytest-xdist workers of one session (run_tests.sh runs two): the controller process sets it
+# before it starts the workers, which inherit it; without xdist it is this process's own root.
+_SHARED = Path(os.environ.setdefault("T2I_TEST_SHARED_ROOT", str(_TMP)))
 os.environ["T2I_RESULTS_DIR"] = str(_TMP / "results")
 os.environ["T2I_DATA_DIR"] = str(_TMP / "data")
 os.environ["T2I_CACHE_DIR"] = str(_TMP / "cache")
@@ -48,18 +51,43 @@ def subprocess_env(**extra) -> dict:
     return env
 
 
+def smoke_env() -> dict:
+    """The environment of the session's smoke ``run_all.sh`` and of the tests that run it again over its results: the
+    same on every pytest-xdist worker (run_all.sh's skip keys cover the ``T2I_*`` variables)."""
+    roots = _SHARED / "smoke-roots"
+    return subprocess_env(T2I_RESULTS_DIR=str(roots / "results"), T2I_DATA_DIR=str(roots / "data"),
+                          T2I_CACHE_DIR=str(roots / "cache"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """The smoke run_all.sh test first (its worker starts the 4-5 minute run at once) and the browser check of its
+    reports last (by then the run is done), whichever pytest-xdist worker gets them."""
+    first = [i for i in items if i.name == "test_run_all_smoke"]
+    last = [i for i in items if i.name == "test_smoke_reports_are_clean_in_a_browser"]
+    items[:] = first + [i for i in items if i not in first and i not in last] + last
+
+
 @pytest.fixture(scope="session")
 def smoke_results():
-    """One ``./run_all.sh`` smoke run per test session, shared by the end-to-end and browser tests:
-    (results folder, its CompletedProcess, wall seconds)."""
+    """One ``./run_all.sh`` smoke run per test session, shared by the end-to-end and browser tests even on different
+    pytest-xdist workers (a file lock in the session's shared root: the first worker runs it, another waits and
+    reads its record): (results folder, its CompletedProcess, wall seconds)."""
+    import fcntl
+    import json
     import subprocess
     import time
 
-    out = _TMP / "smoke"
-    t0 = time.time()
-    r = subprocess.run(["bash", str(PROJECT_ROOT / "run_all.sh"), "--results-dir", str(out)], capture_output=True,
-                       text=True, env=subprocess_env(), cwd=PROJECT_ROOT, timeout=1800)
-    return out, r, time.time() - t0
+    out, record = _SHARED / "smoke", _SHARED / "smoke-run.json"
+    cmd = ["bash", str(PROJECT_ROOT / "run_all.sh"), "--results-dir", str(out)]
+    with open(_SHARED / "smoke-run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not record.exists():
+            t0 = time.time()
+            r = subprocess.run(cmd, capture_output=True, text=True, env=smoke_env(), cwd=PROJECT_ROOT, timeout=1800)
+            record.write_text(json.dumps({"returncode": r.returncode, "stdout": r.stdout, "stderr": r.stderr,
+                                          "seconds": time.time() - t0}))
+        rec = json.loads(record.read_text())
+    return out, subprocess.CompletedProcess(cmd, rec["returncode"], rec["stdout"], rec["stderr"]), rec["seconds"]
 
 
 def _tiny_image(seed: int, size: int = 24) -> np.ndarray:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import smoke_env
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -59,7 +61,6 @@ def test_notebook_00_papermill_smoke(tmp_path):
                for c in nb["cells"] for o in c.get("outputs", []))
 
 
-@pytest.mark.xdist_group("smoke_run")  # one smoke run_all.sh, shared through the session fixture
 @pytest.mark.slow
 def test_run_all_smoke(smoke_results):
     out, r, seconds = smoke_results
@@ -123,12 +124,12 @@ def test_run_all_smoke(smoke_results):
     report_time = html.stat().st_mtime_ns
     t0 = time.time()
     again = subprocess.run(["bash", str(ROOT / "run_all.sh"), "--results-dir", str(out)],
-                           capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=600)
+                           capture_output=True, text=True, env=smoke_env(), cwd=ROOT, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stderr.count("skipped: unchanged") == 15 and "0 notebook(s) run, 15 skipped" in again.stderr
     assert time.time() - t0 < 60 and html.stat().st_mtime_ns == report_time
     plan = subprocess.run(["bash", str(ROOT / "run_all.sh"), "--results-dir", str(out), "--dry-run"],
-                          capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=600)
+                          capture_output=True, text=True, env=smoke_env(), cwd=ROOT, timeout=600)
     assert plan.returncode == 0 and plan.stderr.count("up to date (would skip)") == 15, plan.stderr[-2000:]
     # --rerun executes again and reuses every run and metrics file; a stale metrics file of an older config of the
     # same experiment and seed (e.g. from before an upgrade) is not mixed into the tables and the study.
@@ -137,7 +138,7 @@ def test_run_all_smoke(smoke_results):
     (out / "metrics" / "ssagan_f2f-smoke-s0-01d01d00.json").write_text(json.dumps(stale))
     try:
         again = subprocess.run(["bash", str(ROOT / "run_all.sh"), "--results-dir", str(out), "--only", "04",
-                                "--rerun"], capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=1200)
+                                "--rerun"], capture_output=True, text=True, env=smoke_env(), cwd=ROOT, timeout=1200)
     finally:
         (out / "metrics" / "ssagan_f2f-smoke-s0-01d01d00.json").unlink()
     assert again.returncode == 0, again.stderr[-3000:]

@@ -395,3 +395,25 @@ def test_checkpoint_and_sample_intervals_do_not_change_the_weights(setup, exp):
     assert len(ck.list_checkpoints(gan.run_dir_for(often) / "checkpoints")) == 3
     b = ck.load(gan.train_gan(rarely, torch.device("cpu"), setup[1], force=True)["checkpoint"])["state"]
     assert _same(a, b)
+
+
+def test_loss_curve_marks_the_fake_to_fake_chance_value():
+    """ln(2N - 1) for N pairs: the NT-Xent value at uniform similarity, hand-computed here for N = 8."""
+    import numpy as np
+
+    from t2i_lib.report import gan_report
+
+    x = torch.randn(8, 16)
+    assert gan_report.f2f_chance({"images_per_step": 16, "caption_sets": "paired"}) == pytest.approx(math.log(15))
+    # the loss of identical features for every fake equals that chance value (no information on the pairs)
+    from t2i_lib.losses.contrastive import fake_to_fake
+
+    same = x[:1].expand(8, 16)
+    assert fake_to_fake(same, same.clone(), 0.5).item() == pytest.approx(math.log(15), rel=1e-5)
+    assert gan_report.f2f_chance({"images_per_step": 4, "caption_sets": "single"}) is None
+    stats = [{"step": s, "g_f2f": 2.7 - 0.1 * s, "g_total": 1.0, "d_total": 1.0} for s in range(1, 5)]
+    fig = gan_report.loss_curves(stats, "x", f2f_chance=math.log(15))
+    enc = fig.axes[2]
+    dashed = [l for l in enc.lines if l.get_linestyle() == "--"]
+    assert len(dashed) == 1 and np.allclose(dashed[0].get_ydata(), math.log(15))
+    assert not [l for l in gan_report.loss_curves(stats).axes[2].lines if l.get_linestyle() == "--"]

@@ -100,7 +100,6 @@ def test_checker_fails_a_broken_report_and_passes_a_clean_one(tmp_path, chromium
     assert all(p.startswith("broken.html: ") for p in problems)
 
 
-@pytest.mark.xdist_group("smoke_run")  # one smoke run_all.sh, shared through the session fixture
 @needs_browser
 @pytest.mark.slow
 def test_smoke_reports_are_clean_in_a_browser(smoke_results, chromium):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from . import figures
@@ -16,8 +17,17 @@ def read_stats(path: str | Path) -> list[dict]:
     return [json.loads(l) for l in Path(path).read_text().splitlines() if l.strip()]
 
 
-def loss_curves(stats: list[dict], title: str = ""):
-    """Three panels: D terms, G terms, DAMSM/contrastive terms (unweighted values) against the step."""
+def f2f_chance(summary: dict) -> float | None:
+    """The fake-to-fake term's value when the image features carry no information about which fakes pair up:
+    NT-Xent over N pairs (2N fakes) at uniform similarity is ln(2N - 1), N = fakes per caption set
+    (``images_per_step / 2`` with two caption sets).  None for a single-caption run."""
+    n = int(summary.get("images_per_step", 0)) // 2 if summary.get("caption_sets", "paired") == "paired" else 0
+    return math.log(2 * n - 1) if n >= 2 else None
+
+
+def loss_curves(stats: list[dict], title: str = "", f2f_chance: float | None = None):
+    """Three panels: D terms, G terms, DAMSM/contrastive terms (unweighted values) against the step; with
+    ``f2f_chance`` (:func:`f2f_chance`) a dashed line marks the fake-to-fake term's chance value."""
     plt = figures._plt()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.3))
     steps = [r["step"] for r in stats]
@@ -25,6 +35,8 @@ def loss_curves(stats: list[dict], title: str = ""):
         for k in keys:
             if any(k in r for r in stats):
                 ax.plot(steps, [r.get(k, float("nan")) for r in stats], label=k, lw=1.2)
+        if name == "encoder terms" and f2f_chance is not None and any("g_f2f" in r for r in stats):
+            ax.axhline(f2f_chance, ls="--", lw=1, color="0.4", label=f"g_f2f chance ln(2N-1) = {f2f_chance:.2f}")
         ax.set_title(name)
         ax.set_xlabel("step")
         if ax.lines:
