@@ -17,7 +17,10 @@ def test_study_runner_trains_evaluates_and_packs(tmp_path):
     out = tmp_path / "out"
     r = subprocess.run([sys.executable, "scripts/gpu_study.py", "--profile", "smoke", "--device", "cpu",
                         "--seeds", "0", "--experiments", "ssagan_f2r", "--max-steps", "2", "--no-check",
-                        "--budget-s", "500", "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
+                        "--budget-s", "500", "--out", str(out),
+                        # the runner is under test, not the metrics: a tiny feature extractor and one DAMSM epoch
+                        "--set", "eval.feature_extractor=t2i-tiny", "--set", "damsm.epochs=1"],
+                       cwd=ROOT, env=env, capture_output=True, text=True,
                        timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     rec = json.loads((tmp_path / "results" / "smoke" / "study_run-s0.json").read_text())
