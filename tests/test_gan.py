@@ -413,7 +413,8 @@ def test_loss_curve_marks_the_fake_to_fake_chance_value():
     assert gan_report.f2f_chance({"images_per_step": 4, "caption_sets": "single"}) is None
     stats = [{"step": s, "g_f2f": 2.7 - 0.1 * s, "g_total": 1.0, "d_total": 1.0} for s in range(1, 5)]
     fig = gan_report.loss_curves(stats, "x", f2f_chance=math.log(15))
-    enc = fig.axes[2]
+    enc = fig.axes[3]
+    assert enc.get_title() == "contrastive terms" and fig.axes[2].get_title() == "DAMSM term"
     dashed = [l for l in enc.lines if l.get_linestyle() == "--"]
     assert len(dashed) == 1 and np.allclose(dashed[0].get_ydata(), math.log(15))
-    assert not [l for l in gan_report.loss_curves(stats).axes[2].lines if l.get_linestyle() == "--"]
+    assert not [l for l in gan_report.loss_curves(stats).axes[3].lines if l.get_linestyle() == "--"]

@@ -10,7 +10,8 @@ from . import figures
 
 _GROUPS = (("discriminator", ("d_total", "d_real", "d_fake", "d_mis", "d_magp")),
            ("generator", ("g_total", "g_adv")),
-           ("encoder terms", ("g_damsm", "g_f2f", "g_f2r")))
+           ("DAMSM term", ("g_damsm",)),
+           ("contrastive terms", ("g_f2f", "g_f2r")))  # own panel: the DAMSM term starts ten times higher
 
 
 def read_stats(path: str | Path) -> list[dict]:
@@ -26,16 +27,16 @@ def f2f_chance(summary: dict) -> float | None:
 
 
 def loss_curves(stats: list[dict], title: str = "", f2f_chance: float | None = None):
-    """Three panels: D terms, G terms, DAMSM/contrastive terms (unweighted values) against the step; with
+    """Four panels: D terms, G terms, the DAMSM term, the contrastive terms (unweighted values) against the step; with
     ``f2f_chance`` (:func:`f2f_chance`) a dashed line marks the fake-to-fake term's chance value."""
     plt = figures._plt()
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.3))
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.3))
     steps = [r["step"] for r in stats]
     for ax, (name, keys) in zip(axes, _GROUPS):
         for k in keys:
             if any(k in r for r in stats):
                 ax.plot(steps, [r.get(k, float("nan")) for r in stats], label=k, lw=1.2)
-        if name == "encoder terms" and f2f_chance is not None and any("g_f2f" in r for r in stats):
+        if name == "contrastive terms" and f2f_chance is not None and any("g_f2f" in r for r in stats):
             ax.axhline(f2f_chance, ls="--", lw=1, color="0.4", label=f"g_f2f chance ln(2N-1) = {f2f_chance:.2f}")
         ax.set_title(name)
         ax.set_xlabel("step")
