@@ -48,3 +48,12 @@ def test_parallel_evaluation_gives_the_sequential_numbers_and_reuses_finished_me
     again = evaluate.evaluate_many(EXPS, "smoke", over, device="cpu", jobs=2)
     assert [evaluate.metrics_path(c).stat().st_mtime_ns for c in cfgs] == mtimes
     assert [r["metrics"] for r in again] == [r["metrics"] for r in par]
+
+
+def test_metrics_text_names_no_absolute_path():
+    from t2i_lib import paths
+
+    reason = f"IS unavailable ({paths.cache_root()}/weights/w.pth; see {paths.PROJECT_ROOT}/docs/evaluation.md)"
+    out = evaluate.portable_text(reason)
+    assert out == "IS unavailable (<cache>/weights/w.pth; see <repo>/docs/evaluation.md)"
+    assert evaluate.portable_text(None) is None

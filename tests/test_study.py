@@ -383,6 +383,11 @@ def test_setup_reads_attribute_accuracy_against_classifier_and_pooled_chance():
     r["metrics"]["attribute_accuracy_chance"] = 0.186  # pooled over the checks, as the metric is
     assert "chance 18.6 % (pooled over the individual checks" in study._attribute_lines([r])[0]
     assert study._attribute_lines([_rec("ssagan", "baseline", 0)]) == []
+    # metrics files from two trainings of the classifier: both accuracies shown, and the caveat
+    r2 = _rec("ssagan", "f2f", 0)
+    r2["protocol"]["attribute_classifier"] = {"heads": {"shape": 4, "colour": 10}, "real_test_accuracy_mean": 0.95}
+    two = study._attribute_lines([r, r2])[0]
+    assert "90.0 / 95.0 % (the metrics files come from 2 trainings" in two and "not strictly comparable" in two
 
 
 def test_setup_states_the_batch_structure_and_noise_of_every_arm():

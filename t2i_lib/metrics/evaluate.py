@@ -55,6 +55,16 @@ def _portable_fidelity(protocol: dict | None) -> dict | None:
     return out
 
 
+def portable_text(text: str | None) -> str | None:
+    """``text`` (e.g. the reason IS is unavailable, which names the weights file) with this machine's project root
+    and cache folder written as ``<repo>/`` and ``<cache>/``: a metrics file names no absolute path."""
+    if text is None:
+        return None
+    for root, shown in ((paths.cache_root(), "<cache>"), (paths.PROJECT_ROOT, "<repo>")):
+        text = text.replace(str(root) + "/", shown + "/")
+    return text
+
+
 def metrics_path(cfg: Config) -> Path:
     return paths.profile_dir(cfg.profile, cfg.run.results_dir) / "metrics" / f"{cfg.run_id}.json"
 
@@ -228,7 +238,7 @@ def evaluate_gan(cfg: Config, device, dataset_root: str | Path, force: bool = Fa
 
     metrics = {fidelity.FID: fid[fidelity.FID], fidelity.KID_MEAN: fid[fidelity.KID_MEAN],
                fidelity.KID_STD: fid[fidelity.KID_STD], fidelity.IS_MEAN: fid.get(fidelity.IS_MEAN),
-               fidelity.IS_STD: fid.get(fidelity.IS_STD), "is_unavailable_reason": fid.get("is_unavailable_reason"),
+               fidelity.IS_STD: fid.get(fidelity.IS_STD), "is_unavailable_reason": portable_text(fid.get("is_unavailable_reason")),
                "r_precision": rp["r_precision"], "r_precision_std": rp["r_precision_std"],
                "r_precision_judge": rp_judge["r_precision"], "r_precision_judge_std": rp_judge["r_precision_std"],
                "attribute_accuracy": attr[ATTRIBUTE_ACCURACY], "attribute_accuracy_chance": attr.get("chance"),

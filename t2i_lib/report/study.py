@@ -832,8 +832,14 @@ def _attribute_lines(records: list[dict]) -> list[str]:
             else:
                 how = f"uniform over the classes of each head: {per}"
                 chance = sum(1.0 / k for k in heads.values()) / len(heads)
-            return [f"- attribute classifier (trained on real images): {100 * rep['real_test_accuracy_mean']:.1f} % "
-                    f"on real test images; chance {100 * chance:.1f} % ({how})"]
+            accs = sorted({round(100 * a, 1) for a in (((x.get("protocol") or {}).get("attribute_classifier") or {})
+                                                         .get("real_test_accuracy_mean") for x in records)
+                           if a is not None})
+            acc = (f"{accs[0]:.1f} %" if len(accs) == 1 else
+                   f"{' / '.join(f'{a:.1f}' for a in accs)} % (the metrics files come from {len(accs)} trainings of "
+                   "the classifier; their attribute accuracies are not strictly comparable)")
+            return [f"- attribute classifier (trained on real images): {acc} on real test images; chance "
+                    f"{100 * chance:.1f} % ({how})"]
     return []
 
 
