@@ -334,17 +334,7 @@ def _object_indices(obj: Any, where: str) -> dict[str, int]:
     for a in OBJECT_ATTRIBUTES:
         if a not in obj:
             raise ValueError(f"{where} lacks {a!r} (need {list(OBJECT_ATTRIBUTES)})")
-        v = obj[a]
-        values = _VALUES[a]
-        if isinstance(v, str):
-            if v not in values:
-                raise ValueError(f"{where}: {a}={v!r} is not one of {list(values)}")
-            out[a] = values.index(v)
-        else:
-            i = _check_int(f"{where}: {a}", v, 0)
-            if i >= len(values):
-                raise ValueError(f"{where}: {a}={i} out of range (0..{len(values) - 1})")
-            out[a] = i
+        out[a] = _shapes.value_index(f"{where}: {a}", obj[a], _VALUES[a])
     return out
 
 
@@ -411,23 +401,7 @@ def class_id_of(attributes: dict[str, Any]) -> int:
 
 def _attribute_indices(attributes: dict[str, Any]) -> dict[str, int]:
     """Flat attribute dict with indices or value names -> indices (validated)."""
-    if not isinstance(attributes, dict):
-        raise ValueError(f"attributes must be a dict, got {type(attributes).__name__}")
-    out = {}
-    for name, values in ATTRIBUTE_SCHEMA.items():
-        if name not in attributes:
-            raise ValueError(f"attributes lack {name!r} (need {list(ATTRIBUTE_SCHEMA)})")
-        v = attributes[name]
-        if isinstance(v, str):
-            if v not in values:
-                raise ValueError(f"attribute {name}={v!r} is not one of {values}")
-            out[name] = values.index(v)
-        else:
-            i = _check_int(f"attribute {name!r}", v, 0)
-            if i >= len(values):
-                raise ValueError(f"attribute {name}={i} out of range (0..{len(values) - 1})")
-            out[name] = i
-    return out
+    return _shapes.attribute_indices(attributes, ATTRIBUTE_SCHEMA)
 
 
 def describe(attributes: dict[str, Any]) -> str:

@@ -57,7 +57,7 @@ import itertools
 import math
 import string
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -310,23 +310,32 @@ def class_name(class_id: int) -> str:
     return f"{ATTRIBUTE_SCHEMA['colour'][c]} {ATTRIBUTE_SCHEMA['shape'][s]}"
 
 
-def _attribute_indices(attributes: dict[str, Any]) -> dict[str, int]:
-    """Attribute dict with indices or value names -> indices (validated)."""
+def value_index(label: str, v: Any, values: Sequence[str]) -> int:
+    """The index of one attribute value given as its name or its index (validated; ``label`` names it in errors)."""
+    if isinstance(v, str):
+        if v not in values:
+            raise ValueError(f"{label}={v!r} is not one of {list(values)}")
+        return list(values).index(v)
+    i = _check_int(label, v, 0)
+    if i >= len(values):
+        raise ValueError(f"{label}={i} out of range (0..{len(values) - 1})")
+    return i
+
+
+def attribute_indices(attributes: dict[str, Any], schema: dict[str, list[str]]) -> dict[str, int]:
+    """Attribute dict with indices or value names -> indices, for every attribute of ``schema`` (validated)."""
+    if not isinstance(attributes, dict):
+        raise ValueError(f"attributes must be a dict, got {type(attributes).__name__}")
     out = {}
-    for name, values in ATTRIBUTE_SCHEMA.items():
+    for name, values in schema.items():
         if name not in attributes:
-            raise ValueError(f"attributes lack {name!r} (need {list(ATTRIBUTE_SCHEMA)})")
-        v = attributes[name]
-        if isinstance(v, str):
-            if v not in values:
-                raise ValueError(f"attribute {name}={v!r} is not one of {values}")
-            out[name] = values.index(v)
-        else:
-            i = _check_int(f"attribute {name!r}", v, 0)
-            if i >= len(values):
-                raise ValueError(f"attribute {name}={i} out of range (0..{len(values) - 1})")
-            out[name] = i
+            raise ValueError(f"attributes lack {name!r} (need {list(schema)})")
+        out[name] = value_index(f"attribute {name}", attributes[name], values)
     return out
+
+
+def _attribute_indices(attributes: dict[str, Any]) -> dict[str, int]:
+    return attribute_indices(attributes, ATTRIBUTE_SCHEMA)
 
 
 _CANONICAL_WHERE = {"top left": "in the top left corner", "top": "at the top", "top right": "in the top right corner",
