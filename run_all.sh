@@ -189,15 +189,18 @@ visit() {  # notebook stem [extra papermill args...]: run it when selected and n
 run_one() {  # notebook stem key [papermill args...]: execute and render; one line with the time; 1 on failure
   local nb="$1" stem="$2" key="$3"; shift 3
   local t0; t0=$(date +%s)
-  local threads=()
-  [[ "$PARALLEL" == 1 && "$JOBS" -gt 1 ]] && threads=(env "OMP_NUM_THREADS=$THREADS_PER_JOB" "MKL_NUM_THREADS=$THREADS_PER_JOB")
-  [[ "$PARALLEL" == 1 && "$JOBS" -gt 1 ]] || printf '[run_all] %-44s ' "$stem" >&2
+  local threads=() name=""  # in parallel: fewer threads, and the line is printed whole at the end
+  if [[ "$PARALLEL" == 1 && "$JOBS" -gt 1 ]]; then
+    threads=(env "OMP_NUM_THREADS=$THREADS_PER_JOB" "MKL_NUM_THREADS=$THREADS_PER_JOB")
+    name="$(printf '[run_all] %-44s ' "$stem")"
+  else
+    printf '[run_all] %-44s ' "$stem" >&2
+  fi
   rm -f "$OUT/executed/$stem.key"
   if ! "${threads[@]}" "$PY" -m papermill "notebooks/${nb}.ipynb" "$OUT/executed/${stem}.ipynb" -k python3 \
        --cwd notebooks --no-progress-bar --log-level WARNING \
        -p PROFILE "$PROFILE" -p RESULTS_DIR "$OUT" -p FORCE "$FORCE" "$@" > "$OUT/logs/${stem}.log" 2>&1; then
-    { [[ "$PARALLEL" == 1 && "$JOBS" -gt 1 ]] && printf '[run_all] %-44s ' "$stem"
-      echo "FAILED after $(( $(date +%s) - t0 )) s"; tail -n 25 "$OUT/logs/${stem}.log"
+    { echo "${name}FAILED after $(( $(date +%s) - t0 )) s"; tail -n 25 "$OUT/logs/${stem}.log"
       echo "[run_all] FAILED: notebooks/${nb}.ipynb (executed copy with the error: $OUT/executed/${stem}.ipynb;" \
            "log: $OUT/logs/${stem}.log)"; } >&2
     return 1
@@ -205,16 +208,11 @@ run_one() {  # notebook stem key [papermill args...]: execute and render; one li
   # Offline HTML with the machine's paths written relative (t2i_lib/report/render.py).
   if ! "$PY" -m t2i_lib.report.render "$OUT/executed/${stem}.ipynb" "$OUT/reports" --results-dir "$OUT" \
        >> "$OUT/logs/${stem}.log" 2>&1; then
-    { [[ "$PARALLEL" == 1 && "$JOBS" -gt 1 ]] && printf '[run_all] %-44s ' "$stem"
-      echo "FAILED (HTML rendering)"; tail -n 25 "$OUT/logs/${stem}.log"; } >&2
+    { echo "${name}FAILED (HTML rendering)"; tail -n 25 "$OUT/logs/${stem}.log"; } >&2
     return 1
   fi
   echo "$key" > "$OUT/executed/$stem.key"
-  if [[ "$PARALLEL" == 1 && "$JOBS" -gt 1 ]]; then
-    printf '[run_all] %-44s %s s\n' "$stem" "$(( $(date +%s) - t0 ))" >&2
-  else
-    echo "$(( $(date +%s) - t0 )) s" >&2
-  fi
+  echo "${name}$(( $(date +%s) - t0 )) s" >&2
 }
 
 drain() {  # wait for the parallel runs; stop when any failed (each has printed its own error)
