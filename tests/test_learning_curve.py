@@ -57,3 +57,15 @@ def test_learning_curve_evaluates_every_kept_checkpoint(tmp_path):
     gan.train_gan(one, torch.device("cpu"), root)
     with pytest.raises(ValueError, match="keep_checkpoints=0"):
         lc.learning_curve(one, torch.device("cpu"), root)
+
+
+def test_curve_label_names_the_settings_that_differ_from_the_profile():
+    base = C.resolve("attngan_baseline", "demo")
+    rec = {"experiment": "attngan_baseline", "profile": "demo", "config": base.to_dict()}
+    assert lc.curve_label(rec) == "attngan_baseline"
+    changed = C.resolve("attngan_baseline", "demo", {"train.ema_decay": 0.999, "train.max_steps": 3000,
+                                                      "train.ckpt_every": 1000, "model.ndf": 8})
+    rec["config"] = changed.to_dict()
+    # how the curve was recorded (steps, checkpoint interval) is not a setting; what was trained is
+    assert lc.curve_label(rec) == "attngan_baseline (model.ndf=8, train.ema_decay=0.999)"
+    assert lc.curve_label({"experiment": "nope_x", "profile": "demo", "config": {}}) == "nope_x"

@@ -376,3 +376,24 @@ def test_single_image_and_no_test_split(tmp_path):
     assert read_manifest(root)["splits"] == {"train": 1, "test": 0}
     items = _items(3, size=8, n_captions=1, test_fraction=0.0)
     assert [it["split"] for it in items] == ["train"] * 3
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_training_free_judge_reads_colour_and_position_of_real_renders(size):
+    import torch
+
+    params = [S.sample_params(3, i) for i in range(300)]
+    imgs = np.stack([S.render(p, size) for p in params]).astype(np.float32) / 127.5 - 1  # N x H x W x 3
+    colour, position = S.judge_colour_position(torch.from_numpy(imgs).permute(0, 3, 1, 2))
+    truth_c = np.array([p["colour"] for p in params])
+    truth_p = np.array([p["position"] for p in params])
+    assert (colour.numpy() == truth_c).mean() >= 0.97
+    assert (position.numpy() == truth_p).mean() >= 0.97
+    # a uniform grey image has no shape: whatever it answers, a flat batch cannot beat chance
+    flat = torch.full((40, 3, size, size), -0.4)
+    c_flat, p_flat = S.judge_colour_position(flat)
+    assert len(set(c_flat.tolist())) == 1 and len(set(p_flat.tolist())) == 1
+    # each value appears among the renders, so a constant answer scores about chance, not near 1
+    assert len(set(truth_c)) == S.N_COLOURS and len(set(truth_p)) == 9
+    with pytest.raises(ValueError, match="B, 3, H, W"):
+        S.judge_colour_position(torch.zeros(2, 1, size, size))

@@ -344,6 +344,38 @@ _CANONICAL_WHERE = {"top left": "in the top left corner", "top": "at the top", "
                     "bottom right": "in the bottom right corner"}
 
 
+def judge_colour_position(images, share: float = 0.01, min_pixels: int = 4):
+    """A training-free judge of caption-shapes images: ``(colour, position)`` index tensors (into
+    ``ATTRIBUTE_SCHEMA["colour"]`` and ``["position"]``) read from the pixels farthest from the image's median colour.
+
+    ``images``: float tensor or array (B, 3, H, W) in [-1, 1] (generator output).  The background is dark grey and
+    covers most of the image, so the per-channel median estimates it; the ``share`` of pixels farthest from it
+    (at least ``min_pixels``) is taken as the shape.  Colour: the fill colour nearest to their mean; position: the
+    3 x 3 cell (split halfway between ``CELL_CENTRES``) of their centroid.  It depends on no trained network, so a
+    test can judge a generator's conditioning with it (on real renders it is almost always right:
+    ``tests/test_synthetic.py``).
+    """
+    import torch
+
+    x = (torch.as_tensor(images, dtype=torch.float32) + 1) / 2          # B x 3 x H x W in [0, 1]
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"judge_colour_position expects images of shape (B, 3, H, W), got {tuple(x.shape)}")
+    b, _, h, w = x.shape
+    flat = x.flatten(2)                                                 # B x 3 x HW
+    bg = flat.median(dim=2, keepdim=True).values
+    dist = (flat - bg).norm(dim=1)                                      # B x HW
+    k = min(max(min_pixels, int(round(share * h * w))), h * w)
+    idx = dist.topk(k, dim=1).indices                                   # B x k
+    shape_rgb = torch.gather(flat, 2, idx[:, None, :].expand(-1, 3, -1)).mean(dim=2)
+    palette = torch.tensor([COLOUR_RGB[c] for c in ATTRIBUTE_SCHEMA["colour"]], dtype=torch.float32)
+    colour = torch.cdist(shape_rgb, palette).argmin(dim=1)
+    cy = ((idx // w).float().mean(dim=1) + 0.5) / h                     # centroid, normalised
+    cx = ((idx % w).float().mean(dim=1) + 0.5) / w
+    edges = torch.tensor([(CELL_CENTRES[0] + CELL_CENTRES[1]) / 2, (CELL_CENTRES[1] + CELL_CENTRES[2]) / 2])
+    position = torch.bucketize(cy, edges) * 3 + torch.bucketize(cx, edges)   # row-major: top left .. bottom right
+    return colour, position
+
+
 def describe(attributes: dict[str, Any]) -> str:
     """Canonical full description, e.g. ``"a small red circle in the top left corner"`` (indices or names)."""
     a = _attribute_indices(attributes)

@@ -97,6 +97,37 @@ def chance_levels(rec: dict) -> dict[str, float | None]:
     return {"r_precision": 1.0 / rp if rp else None, "attribute_accuracy": attr}
 
 
+# Settings that say how a curve was recorded, not what was trained: left out of a curve's label.
+_NOT_A_SETTING = ("train.max_steps", "train.epochs", "train.ckpt_every", "train.sample_every", "train.log_every",
+                  "train.keep_checkpoints", "run.", "eval.")
+
+
+def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def curve_label(rec: dict) -> str:
+    """``experiment`` plus the training settings in which the curve's run differs from its profile as it is today
+    (e.g. ``attngan_baseline (train.ema_decay=0.99)``), so curves of one experiment under different settings can be
+    told apart; the record's own config is the source, so an old curve names what a later profile changed."""
+    from .. import config as C
+
+    try:
+        today = _flat(C.resolve(rec["experiment"], rec["profile"]).to_dict())
+    except Exception:  # noqa: BLE001 - an experiment or profile that no longer exists: no comparison
+        return rec["experiment"]
+    diff = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in sorted(_flat(rec.get("config") or {}).items())
+            if k in today and today[k] != v and not k.startswith(_NOT_A_SETTING)]
+    return rec["experiment"] + (f" ({', '.join(diff)})" if diff else "")
+
+
 def figure(records: list[dict], title: str = "learning curves"):
     """Attribute accuracy, R-precision and FID against training steps, one line per run (family), chance dashed;
     the top axis of each panel gives the training minutes of the first run."""
@@ -110,7 +141,7 @@ def figure(records: list[dict], title: str = "learning curves"):
         for rec in records:
             pts = [p for p in rec["points"] if p.get(key) is not None]
             ax.plot([p["step"] for p in pts], [p[key] * scale for p in pts], marker="o", ms=3,
-                    label=rec["experiment"])
+                    label=curve_label(rec))
             ch = (rec.get("chance") or {}).get(key)
             if ch is not None:
                 ax.axhline(ch * scale, color="grey", ls="--", lw=0.8)
