@@ -397,3 +397,23 @@ def test_training_free_judge_reads_colour_and_position_of_real_renders(size):
     assert len(set(truth_c)) == S.N_COLOURS and len(set(truth_p)) == 9
     with pytest.raises(ValueError, match="B, 3, H, W"):
         S.judge_colour_position(torch.zeros(2, 1, size, size))
+
+
+def test_pixel_judge_accuracy_counts_mentioned_attributes_only():
+    import torch
+
+    from t2i_lib.metrics.evaluate import pixel_judge_accuracy
+
+    params = [S.sample_params(5, i) for i in range(120)]
+    u8 = torch.from_numpy(np.stack([S.render(p, 32) for p in params])).permute(0, 3, 1, 2).contiguous()
+    attrs = [S.attributes_of(p) for p in params]
+    every = [["shape", "colour", "position", "size"]] * len(params)
+    right = pixel_judge_accuracy(u8, attrs, every)
+    assert right["colour"] >= 0.97 and right["position"] >= 0.97
+    assert right["n_checks"] == {"colour": 120, "position": 120}
+    # the captions of other images: about chance (1/8 colour, 1/9 position)
+    wrong = pixel_judge_accuracy(u8, attrs[1:] + attrs[:1], every)
+    assert wrong["colour"] < 0.3 and wrong["position"] < 0.3
+    # position never mentioned: not scored
+    none = pixel_judge_accuracy(u8, attrs, [["colour"]] * len(params))
+    assert none["position"] is None and none["n_checks"]["position"] == 0 and none["colour"] == right["colour"]

@@ -83,6 +83,24 @@ def _eval_hash(cfg: Config) -> str:
     return sha256_hex(canonical_json({k: v for k, v in cfg.to_dict()["eval"].items() if k != "batch_size"}))[:16]
 
 
+def pixel_judge_accuracy(fakes_u8: torch.Tensor, attributes: list[dict], mentions: list) -> dict[str, Any]:
+    """Share of generated caption-shapes images whose colour / position, read by the training-free pixel judge
+    (:func:`t2i_lib.data.synthetic.judge_colour_position`), is the one of the caption's image; each attribute is
+    counted only where the caption mentions it.  ``{"colour", "position", "n_checks": {...}}`` (None where no
+    caption mentions the attribute).  A second judge beside the attribute classifier: it depends on no trained
+    network, so images off the real data's distribution (another background, saturated colours) do not fool it
+    the way they can fool a classifier trained on real images only."""
+    from ..data.synthetic import judge_colour_position
+
+    colour, position = (t.numpy() for t in judge_colour_position(fakes_u8.float().div(127.5).sub(1)))
+    out: dict[str, Any] = {"n_checks": {}}
+    for name, pred in (("colour", colour), ("position", position)):
+        hits = [int(pred[i] == a[name]) for i, (a, m) in enumerate(zip(attributes, mentions)) if name in m]
+        out[name] = float(np.mean(hits)) if hits else None
+        out["n_checks"][name] = len(hits)
+    return out
+
+
 def attribute_classifier(cfg: Config, dataset_root: str | Path, device):
     """The profile's attribute classifier (trained once per dataset, cached under runs/attrclf-<hash>/)."""
     from ..data.dataset import read_manifest
@@ -236,13 +254,19 @@ def evaluate_gan(cfg: Config, device, dataset_root: str | Path, force: bool = Fa
                 "per_attribute": {a: float(np.mean([p["per_attribute"].get(a, np.nan) for p in parts]))
                                   for a in test.attribute_schema}, "n_checks": n}
 
+    # 6. The training-free pixel judge (caption-shapes only): colour and position read off the pixels, no network.
+    pixel = pixel_judge_accuracy(fakes_u8, [test.records[i]["attributes"] for i in items],
+                                 [test.records[i]["mentions"][c] for i, c in zip(items, caps)]) \
+        if d.dataset == "caption-shapes" and test.attribute_schema else {}
+
     metrics = {fidelity.FID: fid[fidelity.FID], fidelity.KID_MEAN: fid[fidelity.KID_MEAN],
                fidelity.KID_STD: fid[fidelity.KID_STD], fidelity.IS_MEAN: fid.get(fidelity.IS_MEAN),
                fidelity.IS_STD: fid.get(fidelity.IS_STD), "is_unavailable_reason": portable_text(fid.get("is_unavailable_reason")),
                "r_precision": rp["r_precision"], "r_precision_std": rp["r_precision_std"],
                "r_precision_judge": rp_judge["r_precision"], "r_precision_judge_std": rp_judge["r_precision_std"],
                "attribute_accuracy": attr[ATTRIBUTE_ACCURACY], "attribute_accuracy_chance": attr.get("chance"),
-               "attribute_accuracy_per": attr.get("per_attribute")}
+               "attribute_accuracy_per": attr.get("per_attribute"),
+               "pixel_colour_accuracy": pixel.get("colour"), "pixel_position_accuracy": pixel.get("position")}
     for name in ("damsm", "judge", "inception"):
         c = cons.get(name, none)
         metrics.update({f"consistency_gap_{name}": c["gap"], f"consistency_gap_{name}_ci95": c["gap_ci95"],
@@ -263,7 +287,13 @@ def evaluate_gan(cfg: Config, device, dataset_root: str | Path, force: bool = Fa
                                                "(sibling and unrelated sets pooled); gap = (sibling - unrelated) / "
                                                "(1 - unrelated); *_raw: sibling - unrelated, uncentred",
                                 "ci": f"bootstrap over groups, {e.consistency_bootstrap} resamples, 95 %"},
-                "attribute_classifier": clf_report, "samples_png": _rel(png_dir, results_root)}
+                "attribute_classifier": clf_report, "samples_png": _rel(png_dir, results_root),
+                "pixel_judge": ({"what": "t2i_lib.data.synthetic.judge_colour_position on the evaluated samples: "
+                                         "colour and position of the pixels farthest from the image's median "
+                                         "colour (no trained network); only attributes the caption mentions",
+                                 "chance": {"colour": 1 / len(test.attribute_schema["colour"]),
+                                            "position": 1 / len(test.attribute_schema["position"])},
+                                 "n_checks": pixel["n_checks"]} if pixel else None)}
     rec = {"run_id": cfg.run_id, "kind": "gan", "experiment": cfg.experiment, "family": cfg.model.family,
            "variant": variant_of(cfg), "profile": cfg.profile, "dataset": d.dataset, "seed": cfg.run.seed,
            "config_hash": cfg.hash, "eval_hash": _eval_hash(cfg), "lib_version": __version__,
