@@ -48,18 +48,22 @@ from ..utils.io import atomic_write_text
 from .tables import FAMILY_NAMES, VARIANT_ORDER, load_metrics, to_markdown
 
 METRICS = ("fid", "kid_mean", "r_precision", "r_precision_judge", "consistency_gap_judge", "consistency_gap_damsm",
-           "consistency_gap_inception", "sibling_sim_judge", "sibling_sim_damsm", "attribute_accuracy")
+           "consistency_gap_inception", "sibling_sim_judge", "sibling_sim_damsm", "attribute_accuracy",
+           "pixel_colour_accuracy", "pixel_position_accuracy")
 # None: no "better" direction (a text-blind generator with shared noise maximises sibling similarity).
 HIGHER_IS_BETTER = {"fid": False, "kid_mean": False, "r_precision": True, "r_precision_judge": True,
                     "consistency_gap_judge": True, "consistency_gap_damsm": True, "consistency_gap_inception": True,
-                    "sibling_sim_judge": None, "sibling_sim_damsm": None, "attribute_accuracy": True}
+                    "sibling_sim_judge": None, "sibling_sim_damsm": None, "attribute_accuracy": True,
+                    "pixel_colour_accuracy": True, "pixel_position_accuracy": True}
 METRIC_LABELS = {"fid": "FID", "kid_mean": "KID", "r_precision": "R-precision (training encoder, paper's protocol)",
                  "r_precision_judge": "R-precision (evaluation encoder)",
                  "consistency_gap_judge": "consistency gap (evaluation encoder)",
                  "consistency_gap_damsm": "consistency gap (training encoder)",
                  "consistency_gap_inception": "consistency gap (Inception)",
                  "sibling_sim_judge": "sibling similarity (evaluation encoder)",
-                 "sibling_sim_damsm": "sibling similarity (training encoder)", "attribute_accuracy": "attribute accuracy"}
+                 "sibling_sim_damsm": "sibling similarity (training encoder)", "attribute_accuracy": "attribute accuracy",
+                 "pixel_colour_accuracy": "colour accuracy (pixel judge)",
+                 "pixel_position_accuracy": "position accuracy (pixel judge)"}
 FAMILY_ORDER = {"ssagan": 0, "style_attngan": 1, "attngan": 2}
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_MEASURED = "supported", "contradicted", "inconclusive", "not measured"
@@ -584,7 +588,9 @@ _TABLE_COLS = (("fid", "FID", 1.0, 2), ("kid_mean", "KID x1000", 1000.0, 2),
                ("consistency_gap_judge", "gap eval enc.", 1.0, 3), ("consistency_gap_damsm", "gap train enc.", 1.0, 3),
                ("consistency_gap_inception", "gap Inception", 1.0, 3),
                ("sibling_sim_judge", "sibling sim eval enc.", 1.0, 3),
-               ("attribute_accuracy", "attribute acc (%)", 100.0, 1))
+               ("attribute_accuracy", "attribute acc (%)", 100.0, 1),
+               ("pixel_colour_accuracy", "colour, pixel judge (%)", 100.0, 1),
+               ("pixel_position_accuracy", "position, pixel judge (%)", 100.0, 1))
 
 
 def _cell(s: dict, scale: float, digits: int) -> str:
@@ -838,8 +844,19 @@ def _attribute_lines(records: list[dict]) -> list[str]:
             acc = (f"{accs[0]:.1f} %" if len(accs) == 1 else
                    f"{' / '.join(f'{a:.1f}' for a in accs)} % (the metrics files come from {len(accs)} trainings of "
                    "the classifier; their attribute accuracies are not strictly comparable)")
-            return [f"- attribute classifier (trained on real images): {acc} on real test images; chance "
-                    f"{100 * chance:.1f} % ({how})"]
+            out = [f"- attribute classifier (trained on real images): {acc} on real test images; chance "
+                   f"{100 * chance:.1f} % ({how})"]
+            pj = next((x["protocol"]["pixel_judge"] for x in records if (x.get("protocol") or {}).get("pixel_judge")),
+                      None)
+            if pj:
+                ch = pj.get("chance") or {}
+                out.append(f"- pixel judge (no trained network: colour and position of the pixels farthest from the "
+                           f"image's median colour; `t2i_lib.data.synthetic.judge_colour_position`): chance "
+                           f"{100 * ch.get('colour', float('nan')):.1f} % for colour, "
+                           f"{100 * ch.get('position', float('nan')):.1f} % for position. A secondary measure: it "
+                           "cannot be fooled by a background or saturation the classifier never saw, and it cannot "
+                           "see shape or size")
+            return out
     return []
 
 

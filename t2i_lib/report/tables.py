@@ -132,6 +132,8 @@ def measured_rows(records: Iterable[dict]) -> list[dict]:
             "consistency gap (training encoder)": _fmt(m.get("consistency_gap_damsm"), 3),
             "consistency gap (Inception)": _fmt(m.get("consistency_gap_inception"), 3),
             "attribute accuracy (%)": _fmt(m.get("attribute_accuracy"), 1, 100.0),
+            "colour, pixel judge (%)": _fmt(m.get("pixel_colour_accuracy"), 1, 100.0),
+            "position, pixel judge (%)": _fmt(m.get("pixel_position_accuracy"), 1, 100.0),
             "profile": r["profile"], "dataset": r["dataset"], "samples": p.get("n_samples", "?"),
             "seed": r["seed"], "config": r["config_hash"][:8],
             "_order": (r["family"], VARIANT_ORDER.get(r["variant"], 9), r["seed"]),
