@@ -287,6 +287,9 @@ def main(argv=None) -> int:
         steps = int(a.max_steps)
     record["steps"] = steps
     record["natural_steps"] = natural
+    if a.max_steps == "profile":  # each family keeps its own schedule (the profile's per-family parts)
+        record["steps"] = None
+        record["steps_per_experiment"] = {e: natural_steps(C.resolve(e, a.profile, over)) for e in exps}
     if check is not None:
         rc = check.wait()
         record["check"] = "ok" if rc == 0 else f"failed (exit {rc})"
