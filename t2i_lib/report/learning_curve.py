@@ -129,28 +129,36 @@ def curve_label(rec: dict) -> str:
 
 
 def figure(records: list[dict], title: str = "learning curves"):
-    """Attribute accuracy, R-precision and FID against training steps, one line per run (family), chance dashed;
-    the top axis of each panel gives the training minutes of the first run."""
+    """Attribute accuracy, R-precision and FID against training steps: one row per model family, one line per
+    run, labelled with the settings in which it differs from today's profile (:func:`curve_label`); chance
+    dashed."""
     from .figures import _plt
 
     plt = _plt()
     panels = [("attribute_accuracy", "attribute accuracy (%)", 100), ("r_precision", "R-precision (%)", 100),
               ("fid", "FID (lower is better)", 1)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4))
-    for ax, (key, label, scale) in zip(axes, panels):
-        for rec in records:
-            pts = [p for p in rec["points"] if p.get(key) is not None]
-            ax.plot([p["step"] for p in pts], [p[key] * scale for p in pts], marker="o", ms=3,
-                    label=curve_label(rec))
-            ch = (rec.get("chance") or {}).get(key)
-            if ch is not None:
-                ax.axhline(ch * scale, color="grey", ls="--", lw=0.8)
-        ax.set_xlabel("training step")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        if key != "fid":
-            ax.set_ylim(bottom=0)
-    axes[0].legend(fontsize=7, loc="best")
+    families = sorted({r.get("family") or r["experiment"] for r in records})
+    fig, axes = plt.subplots(len(families), len(panels), figsize=(4.4 * len(panels), 3.0 * len(families) + 0.4),
+                             squeeze=False)
+    for row, fam in zip(axes, families):
+        recs = [r for r in records if (r.get("family") or r["experiment"]) == fam]
+        for ax, (key, ylabel, scale) in zip(row, panels):
+            for rec in recs:
+                pts = [p for p in rec["points"] if p.get(key) is not None]
+                lab = curve_label(rec)
+                lab = lab[len(rec["experiment"]):].strip(" ()") or "today's profile"
+                ax.plot([p["step"] for p in pts], [p[key] * scale for p in pts], marker="o", ms=3, label=lab)
+                ch = (rec.get("chance") or {}).get(key)
+                if ch is not None:
+                    ax.axhline(ch * scale, color="grey", ls="--", lw=0.8)
+            ax.set_xlabel("training step")
+            ax.set_ylabel(ylabel)
+            ax.grid(alpha=0.3)
+            if key != "fid":
+                ax.set_ylim(bottom=0)
+        row[0].set_title(recs[0]["experiment"], fontsize=9, loc="left")
+        row[-1].legend(fontsize=6.5, loc="center left", bbox_to_anchor=(1.02, 0.5), title="settings",
+                       title_fontsize=7)
     fig.suptitle(title + " (dashed: chance)", fontsize=10)
     fig.tight_layout()
     return fig
