@@ -52,6 +52,15 @@ def test_learning_curve_evaluates_every_kept_checkpoint(tmp_path):
     # the two checkpoints are different models: their samples score differently
     assert rec["points"][0]["fid"] != rec["points"][1]["fid"]
     assert lc.combined_figure(cfg).stat().st_size > 1000
+    # every evaluation on caption-shapes carries the pixel judge beside the classifier, with its chance levels
+    full = json.loads((lc.curve_dir(cfg) / cfg.run_id / "metrics_000002.json").read_text())
+    pj = full["protocol"]["pixel_judge"]
+    assert pj["chance"] == {"colour": pytest.approx(1 / 8), "position": pytest.approx(1 / 9)}
+    assert pj["n_checks"]["colour"] == 8  # every caption-shapes caption names the colour (8 evaluated samples)
+    for k in ("pixel_colour_accuracy", "pixel_position_accuracy"):
+        v = full["metrics"][k]
+        assert v is None or 0 <= v <= 1
+    assert full["metrics"]["pixel_colour_accuracy"] is not None
     # a run that kept one checkpoint has no curve to show
     one = C.resolve("ssagan_baseline", "smoke", {**over, "train.keep_checkpoints": 1, "train.max_steps": 3})
     gan.train_gan(one, torch.device("cpu"), root)
