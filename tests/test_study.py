@@ -408,3 +408,15 @@ def test_measurement_cells_never_print_negative_zero():
     assert _cell({"n": 1, "mean": -1e-5, "std": None}, 1.0, 3) == "0.000 (n=1)"
     assert _cell({"n": 3, "mean": -0.25, "std": 1e-6}, 1.0, 2) == "-0.25 ± 0.00"
     assert _cell({"n": 0, "mean": None, "std": None}, 1.0, 2) == "n/a"
+
+
+def test_metrics_figure_draws_spread_only_with_seeds_and_the_chance_line():
+    from matplotlib.container import ErrorbarContainer
+
+    one = study.aggregate([_rec("ssagan", v, 0, fid=10.0, attribute_accuracy=0.6) for v in ("baseline", "f2f")])
+    fig = study.metrics_figure(one, metrics=("fid", "attribute_accuracy"), chance={"attribute_accuracy": 0.185})
+    assert not any(isinstance(c, ErrorbarContainer) for ax in fig.axes for c in ax.containers)  # n = 1: no spread
+    assert [ln.get_ydata()[0] for ln in fig.axes[1].get_lines()] == [0.185] and not fig.axes[0].get_lines()
+    two = study.aggregate([_rec("ssagan", "baseline", s, fid=10.0 + s, attribute_accuracy=0.6) for s in (0, 1)])
+    fig = study.metrics_figure(two, metrics=("fid",))
+    assert sum(isinstance(c, ErrorbarContainer) for c in fig.axes[0].containers) == 1

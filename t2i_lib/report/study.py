@@ -903,8 +903,9 @@ def _limits(records: list[dict]) -> str:
 FIGURE_METRICS = ("fid", "r_precision_judge", "consistency_gap_judge", "attribute_accuracy")
 
 
-def metrics_figure(agg: list[dict], metrics: Sequence[str] = FIGURE_METRICS):
-    """Grouped bars: one panel per metric, families on the x axis, one bar per variant, error bars = std over seeds."""
+def metrics_figure(agg: list[dict], metrics: Sequence[str] = FIGURE_METRICS, chance: dict[str, float] | None = None):
+    """Grouped bars: one panel per metric, families on the x axis, one bar per variant, error bars = std over seeds
+    (none where an arm has one seed: there is no spread to show); ``chance`` draws a dashed line per metric."""
     from . import figures
 
     plt = figures._plt()
@@ -924,10 +925,16 @@ def metrics_figure(agg: list[dict], metrics: Sequence[str] = FIGURE_METRICS):
                 s = g["metrics"][m]
                 xs.append(i - 0.4 + width * (j + 0.5))
                 ys.append(s["mean"])
-                es.append(s["std"] or 0.0)
+                es.append(s["std"] if s["std"] is not None else float("nan"))
             if xs:
                 any_bar = True
-                ax.bar(xs, ys, width, yerr=es, capsize=3, color=colors[j % len(colors)], label=v)
+                ax.bar(xs, ys, width, color=colors[j % len(colors)], label=v)
+                shown = [(x, y, e) for x, y, e in zip(xs, ys, es) if not math.isnan(e)]
+                if shown:
+                    ax.errorbar([x for x, _, _ in shown], [y for _, y, _ in shown], yerr=[e for _, _, e in shown],
+                                fmt="none", ecolor="black", capsize=3, lw=1)
+        if chance and chance.get(m) is not None:
+            ax.axhline(chance[m], color="grey", ls="--", lw=0.9, label="chance")
         ax.set_xticks(range(len(fams)))
         ax.set_xticklabels([FAMILY_NAMES.get(f, f) for f in fams], fontsize=7)
         hib = HIGHER_IS_BETTER.get(m)
@@ -965,7 +972,8 @@ def write_study(metrics_dir: str | Path, out_md: str | Path, figures_dir: str | 
     if figures_dir is not None:
         from . import figures
 
-        fig = metrics_figure(agg)
+        chance_aa = [v for v in (_value(r, "attribute_accuracy_chance") for r in records) if v is not None]
+        fig = metrics_figure(agg, chance={"attribute_accuracy": sum(chance_aa) / len(chance_aa)} if chance_aa else None)
         fig_path = figures.save(fig, Path(figures_dir) / "study_metrics.png")
         figures._plt().close(fig)
 
