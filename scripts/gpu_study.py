@@ -313,17 +313,18 @@ def main(argv=None) -> int:
         pack(prof_dir, out, f"results-{a.profile}.tar.gz")
 
     t_main = time.time()
-    launch(jobs, par, deadline - 15)
+    launch(jobs, par, deadline - 15, on_done=done)  # the record and the tarball after every finished run
     record["train_eval_wall_s"] = time.time() - t_main
     # 4. The side-by-side consistency figure (real image, then each variant's images from sibling captions) for
     #    the first seed of each family: it needs the generators, which stay on this machine.
     left = deadline - time.time() - 5
     fams = sorted({C.resolve(e, a.profile, over).model.family for e in exps})
+    step_over = [] if a.max_steps == "profile" else [f"train.max_steps={steps}"]  # the runs' own step counts
     if left > 10:
         code = ("import sys; from t2i_lib import config as C; from t2i_lib.report import consistency_report as R, "
                 "figures as F; from t2i_lib.data.prepare import ensure_dataset; from t2i_lib.train.gan import "
                 "run_dir_for;\n"
-                f"over = C.parse_cli_overrides({[*a.overrides, f'train.max_steps={steps}']!r})\n"
+                f"over = C.parse_cli_overrides({[*a.overrides, *step_over]!r})\n"
                 f"for fam in {fams!r}:\n"
                 f"    cs = [C.resolve(e, {a.profile!r}, over, seed={seeds[0]}) for e in {exps!r}]\n"
                 "    cs = [c for c in cs if c.model.family == fam and (run_dir_for(c) / 'summary.json').is_file()]\n"
