@@ -201,7 +201,8 @@ def main(argv=None) -> int:
 
     root = ensure_dataset(cfg0, progress=False)
     fp = fingerprint(root)
-    record["dataset"] = {"root": str(root), "fingerprint": fp}
+    # relative to the profile's results folder: a committed record names no path of the machine it ran on
+    record["dataset"] = {"root": os.path.relpath(root, prof_dir), "fingerprint": fp}
     log(f"dataset {root.name} fingerprint {fp[:16]}")
     if a.expect_fingerprint:
         record["dataset"].update(expected=a.expect_fingerprint, matches=fp == a.expect_fingerprint)

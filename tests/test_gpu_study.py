@@ -24,6 +24,7 @@ def test_study_runner_trains_evaluates_and_packs(tmp_path):
                        timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     rec = json.loads((tmp_path / "results" / "smoke" / "study_run-s0.json").read_text())
+    assert rec["dataset"]["root"].startswith("data/") and not os.path.isabs(rec["dataset"]["root"])
     assert rec["steps"] == 2 and rec["runs"] == {"ssagan_f2r s0": {"status": "ok", "seconds": rec["runs"]
                                                                    ["ssagan_f2r s0"]["seconds"]}}
     with tarfile.open(out / "results-smoke.tar.gz") as tar:
