@@ -142,11 +142,10 @@ def figure(records: list[dict], title: str = "learning curves"):
                              squeeze=False)
     for row, fam in zip(axes, families):
         recs = [r for r in records if (r.get("family") or r["experiment"]) == fam]
+        labels = [curve_label(r)[len(r["experiment"]):].strip(" ()") or "today's profile" for r in recs]
         for ax, (key, ylabel, scale) in zip(row, panels):
-            for rec in recs:
+            for rec, lab in zip(recs, labels):
                 pts = [p for p in rec["points"] if p.get(key) is not None]
-                lab = curve_label(rec)
-                lab = lab[len(rec["experiment"]):].strip(" ()") or "today's profile"
                 ax.plot([p["step"] for p in pts], [p[key] * scale for p in pts], marker="o", ms=3, label=lab)
                 ch = (rec.get("chance") or {}).get(key)
                 if ch is not None:
