@@ -61,6 +61,32 @@ def test_learning_curve_evaluates_every_kept_checkpoint(tmp_path):
         v = full["metrics"][k]
         assert v is None or 0 <= v <= 1
     assert full["metrics"]["pixel_colour_accuracy"] is not None
+    # the quick screen scores the very samples the full evaluation scored: the same accuracies, in seconds
+    import importlib.util
+
+    from t2i_lib.metrics.evaluate import screen_checkpoint
+    from t2i_lib.train.checkpoint import list_checkpoints
+
+    ckpts = dict(list_checkpoints(gan.run_dir_for(cfg) / "checkpoints"))
+    scr = screen_checkpoint(ckpts[2], torch.device("cpu"))
+    for k in ("attribute_accuracy", "pixel_colour_accuracy", "pixel_position_accuracy"):
+        assert scr[k] == pytest.approx(full["metrics"][k]), k
+    assert scr["attribute_accuracy_per"] == pytest.approx(full["metrics"]["attribute_accuracy_per"])
+    assert (scr["step"], scr["config_hash"], scr["n_samples"]) == (2, cfg.hash, 8)
+    assert 0 <= scr["saturated_fraction"] <= 1 and -1 <= scr["mean_pixel"] <= 1
+    from t2i_lib import paths
+
+    spec = importlib.util.spec_from_file_location("screen", paths.PROJECT_ROOT / "scripts" / "screen_checkpoints.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "screen.json"
+    assert script.main([str(gan.run_dir_for(cfg)), "--label", "tiny", "--out", str(out)]) == 0
+    written = json.loads(out.read_text())
+    assert [r["label"] for r in written["runs"]] == ["tiny"]
+    assert [p["step"] for p in written["runs"][0]["points"]] == [1, 2]
+    assert written["runs"][0]["points"][1]["attribute_accuracy"] == pytest.approx(scr["attribute_accuracy"])
+    with pytest.raises(SystemExit):  # labels must match the runs one to one
+        script.main([str(gan.run_dir_for(cfg)), "--label", "a", "--label", "b", "--out", str(out)])
     # a run that kept one checkpoint has no curve to show
     one = C.resolve("ssagan_baseline", "smoke", {**over, "train.keep_checkpoints": 1, "train.max_steps": 3})
     gan.train_gan(one, torch.device("cpu"), root)
