@@ -14,7 +14,8 @@ Small models at 64 px leave a big GPU mostly idle (each step is launch-bound), s
 process each (``--jobs``).  With ``--max-steps auto`` a short probe of all runs at once measures the slowest
 run's step time under that load, and the step count is the largest multiple of ``--step-multiple`` that fits
 the budget (capped by the profile's own schedule); the same count is used for every run, and it is recorded in
-``study_run.json``.  Every finished run is evaluated at once (``python -m t2i_lib evaluate``).  With ``--out``, a
+the piece's ``study_run-s<seeds>[-<hash of the experiment list>].json`` (per-run seconds included; the hash only
+when the experiments are not the default twelve).  Every finished run is evaluated at once (``python -m t2i_lib evaluate``).  With ``--out``, a
 tarball of the small products (configs, logs, summaries, sample grids, metrics; no checkpoints, no data) is
 rewritten after every finished run, so a time limit loses only unfinished runs.
 
@@ -75,6 +76,18 @@ def parse_args(argv=None):
     p.add_argument("--mem-per-run-gb", type=float, default=5.0, help="GPU memory budget per concurrent run")
     p.add_argument("--out", default=os.environ.get("OUT", ""), help="folder for the results tarball and log")
     return p.parse_args(argv)
+
+
+def record_name(seeds: list[int], exps: list[str]) -> str:
+    """File name of a piece's record: ``study_run-s<seeds>.json`` for the default 3 x 4 arms, with a short hash of
+    the experiment list appended for any other set, so pieces of the same seed with different arms (run one after
+    the other, or side by side on two cores) do not overwrite each other's record."""
+    import hashlib
+
+    name = f"study_run-s{'_'.join(map(str, seeds))}"
+    if list(exps) != [f"{f}_{v}" for f in FAMILIES for v in VARIANTS]:
+        name += "-" + hashlib.sha256(",".join(exps).encode()).hexdigest()[:8]
+    return name + ".json"
 
 
 def natural_steps(cfg) -> int:
@@ -310,7 +323,7 @@ def main(argv=None) -> int:
     def done(j):
         record["runs"] = {x["name"]: {k: x.get(k) for k in ("status", "seconds")} for x in jobs}
         record["wall_s"] = time.time() - t_start
-        (prof_dir / f"study_run-s{'_'.join(map(str, seeds))}.json").write_text(json.dumps(record, indent=2) + "\n")
+        (prof_dir / record_name(seeds, exps)).write_text(json.dumps(record, indent=2) + "\n")
         pack(prof_dir, out, f"results-{a.profile}.tar.gz")
 
     t_main = time.time()

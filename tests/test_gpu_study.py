@@ -11,6 +11,24 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def study_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_study", ROOT / "scripts" / "gpu_study.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_record_names_keep_pieces_of_one_seed_apart():
+    g = study_script()
+    every = [f"{f}_{v}" for f in g.FAMILIES for v in g.VARIANTS]
+    assert g.record_name([0, 1, 2], every) == "study_run-s0_1_2.json"  # the whole study: the plain name
+    a, b = g.record_name([2], every[:4]), g.record_name([2], every[4:])
+    assert a != b and a.startswith("study_run-s2-") and a.endswith(".json") and len(a) == len("study_run-s2-") + 13
+    assert g.record_name([2], every[:4]) == a  # stable: a rerun of the same piece updates its own record
+
+
 @pytest.mark.slow
 def test_study_runner_trains_evaluates_and_packs(tmp_path):
     env = {**os.environ, "T2I_RESULTS_DIR": str(tmp_path / "results"), "T2I_PROGRESS": "off"}
@@ -23,14 +41,16 @@ def test_study_runner_trains_evaluates_and_packs(tmp_path):
                        cwd=ROOT, env=env, capture_output=True, text=True,
                        timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    rec = json.loads((tmp_path / "results" / "smoke" / "study_run-s0.json").read_text())
+    name = study_script().record_name([0], ["ssagan_f2r"])
+    assert name.startswith("study_run-s0-") and name != study_script().record_name([0], ["ssagan_f2f"])
+    rec = json.loads((tmp_path / "results" / "smoke" / name).read_text())
     assert rec["dataset"]["root"].startswith("data/") and not os.path.isabs(rec["dataset"]["root"])
     assert rec["steps"] == 2 and rec["runs"] == {"ssagan_f2r s0": {"status": "ok", "seconds": rec["runs"]
                                                                    ["ssagan_f2r s0"]["seconds"]}}
     with tarfile.open(out / "results-smoke.tar.gz") as tar:
         names = tar.getnames()
     assert any(n.startswith("smoke/metrics/ssagan_f2r-smoke-s0-") for n in names), names
-    assert any(n.endswith("/stats.jsonl") for n in names) and "smoke/study_run-s0.json" in names
+    assert any(n.endswith("/stats.jsonl") for n in names) and f"smoke/{name}" in names
     assert not any("checkpoints" in n or n.endswith(".pt") or "/data/" in n for n in names), names
     metrics = json.loads(next((tmp_path / "results" / "smoke" / "metrics").glob("ssagan_f2r-*.json")).read_text())
     assert metrics["config"]["train"]["max_steps"] == 2 and metrics["metrics"]["fid"] > 0
