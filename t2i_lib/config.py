@@ -312,9 +312,10 @@ PROFILES: dict[str, dict] = {
 #   attribute accuracy stays near chance with every other setting tried (19-23 % against 18.5 %): the DAMSM term
 #   outweighs the adversarial one, the discriminator wins within 300 steps and the generator draws saturated blobs
 #   on black backgrounds (71-82 % of pixels beyond +-0.98; an output without tanh removes the saturation but not
-#   the failure).  Without the DAMSM term the game stays balanced and position is learned (57 %) but colour is not
-#   (14 %).  DAMSM weight 0.25 keeps both: 25 % attribute accuracy at 1,000 steps, 33 % at 1,500 and 41.5 % at
-#   2,000, with 3 pixels in 1,000 beyond +-0.98.  2,000 steps.
+#   the failure).  Without the DAMSM term the game stays balanced and position is learned (54 % by the pixel judge)
+#   but colour is not (14.5 %).  DAMSM weight 0.25 keeps both: 25 % attribute accuracy at 1,000 steps, 33 % at
+#   1,500 and 41.5 % at 2,000, with 3 pixels in 1,000 beyond +-0.98 (learning_curve/screen-style_attngan-s0.json
+#   and the curve beside it).  2,000 steps.
 PROFILE_FAMILY_DELTAS: dict[str, dict[str, dict]] = {
     "demo": {"ssagan": {"train": {"lr_g": 4e-4, "lr_d": 1.6e-3}},
              "attngan": {"train": {"lr_g": 4e-4, "lr_d": 4e-4, "ema_decay": 0.99, "max_steps": 2000}},
