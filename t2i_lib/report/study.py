@@ -429,7 +429,7 @@ CLAIM_STYLE = Claim(
     "style blocks improve fine detail",
     "the study issue; the abstract only says the approach \"improves the qualitative results on AttnGAN with style "
     "blocks on the CUB dataset\" (docs/published_numbers.md#what-the-paper-states). Tested as AttnGAN with style blocks vs plain AttnGAN, both "
-    "with the baseline losses, unpaired (different architectures and learning rates)",
+    "with the baseline losses, unpaired (different architectures and learning rates; in the demo profile also different DAMSM weights, 0.25 against 5, so (d) there compares the whole recipe, not the blocks alone)",
     Comparison("baseline", "baseline", "fid", family="style_attngan", baseline_family="attngan", test="welch"),
     (Comparison("baseline", "baseline", "attribute_accuracy", family="style_attngan", baseline_family="attngan",
                 test="welch"),
