@@ -1,5 +1,6 @@
 """Evaluation throughput: sampling (generator forward, noise per sample index, text encoding, uint8 conversion) per
-model family, and FID feature extraction (the FID Inception at 299 px through torch-fidelity).
+model family, and FID feature extraction (the FID Inception at 299 px through torch-fidelity), both with batch norms
+folded and channels-last (the default, ``eval.inception_fused``) and as shipped, in the same run.
 
 Random weights and random captions of the profile's sizes; one untimed warm-up batch, then the median of
 ``--repeats`` batches (CUDA synchronised).  Writes JSON and a bar chart to ``results/benchmarks/``.
@@ -69,19 +70,20 @@ def bench_sampling(family: str, profile: str, batch: int, repeats: int, device) 
             "median_batch_s": med, "repeats_s": times, "images_per_s": batch / med}
 
 
-def bench_fid_features(batch: int, repeats: int, device, size: int) -> dict:
+def bench_fid_features(batch: int, repeats: int, device, size: int, fused: bool = True) -> dict:
     from t2i_lib.metrics.fidelity import extract_features, resolve_fid_weights
 
     weights = resolve_fid_weights("auto")["path"]
     n = 4 * batch  # four batches per call, so loading the extractor (once per call) weighs little
     imgs = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    times = _timed(lambda i: extract_features(imgs, weights_path=weights, device=device, batch_size=batch), repeats,
-                   device)
+    times = _timed(lambda i: extract_features(imgs, weights_path=weights, device=device, batch_size=batch,
+                                              fused=fused), repeats, device)
     med = statistics.median(times)
-    return {"what": "fid_features", "family": "", "image_size": size, "batch_size": batch, "median_batch_s": med / 4,
-            "repeats_s": times, "images_per_s": n / med,
-            "note": "torch-fidelity FID Inception (resize to 299 inside), pool3 features; 4 batches per call "
-                    "including one extractor construction"}
+    return {"what": "fid_features", "family": "fused" if fused else "as shipped", "image_size": size,
+            "batch_size": batch, "median_batch_s": med / 4, "repeats_s": times, "images_per_s": n / med,
+            "note": "FID Inception (resize to 299 inside), pool3 features; 4 batches per call including one "
+                    "extractor construction; " + ("batch norms folded, channels-last (eval.inception_fused)"
+                                                  if fused else "torch-fidelity's module as shipped")}
 
 
 def main(argv=None) -> int:
@@ -96,10 +98,10 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     device = resolve_device(a.device)
     torch.manual_seed(0)
-    rows = [bench_sampling(f, a.profile, a.batch, a.repeats, device) for f in a.families.split(",")]
+    rows = [bench_sampling(f, a.profile, a.batch, a.repeats, device) for f in a.families.split(",") if f]
     size = C.resolve(f"{a.families.split(',')[0]}_baseline", a.profile).data.image_size
-    if not a.no_fid:
-        rows.append(bench_fid_features(a.batch, a.repeats, device, size))
+    if not a.no_fid:  # the default (fused) and the module as shipped, in one run: their ratio is the speed-up
+        rows += [bench_fid_features(a.batch, a.repeats, device, size, fused) for fused in (True, False)]
     for r in rows:
         print(f"{r['what']:13s} {r['family']:14s} {r['image_size']:4d}px  {r['images_per_s']:9.1f} images/s "
               f"(batch {r['batch_size']}, median {r['median_batch_s'] * 1000:.0f} ms)", flush=True)

@@ -330,19 +330,24 @@ def main(argv=None) -> int:
     launch(jobs, par, deadline - 15, on_done=done)  # the record and the tarball after every finished run
     record["train_eval_wall_s"] = time.time() - t_main
     # 4. The side-by-side consistency figure (real image, then each variant's images from sibling captions) for
-    #    the first seed of each family: it needs the generators, which stay on this machine.
+    #    the first seed of each family: it needs the generators, which stay on this machine.  Drawn from all four
+    #    of the family's arms (trained by this piece or an earlier one), and only once all four are trained, so a
+    #    piece with some of the arms never replaces the figure with a partial one.
     left = deadline - time.time() - 5
     fams = sorted({C.resolve(e, a.profile, over).model.family for e in exps})
+    fam_arms = {f: [f"{f}_{v}" for v in VARIANTS] for f in fams}
     step_over = [] if a.max_steps == "profile" else [f"train.max_steps={steps}"]  # the runs' own step counts
     if left > 10:
         code = ("import sys; from t2i_lib import config as C; from t2i_lib.report import consistency_report as R, "
                 "figures as F; from t2i_lib.data.prepare import ensure_dataset; from t2i_lib.train.gan import "
                 "run_dir_for;\n"
                 f"over = C.parse_cli_overrides({[*a.overrides, *step_over]!r})\n"
-                f"for fam in {fams!r}:\n"
-                f"    cs = [C.resolve(e, {a.profile!r}, over, seed={seeds[0]}) for e in {exps!r}]\n"
-                "    cs = [c for c in cs if c.model.family == fam and (run_dir_for(c) / 'summary.json').is_file()]\n"
-                "    if cs:\n"
+                f"for fam, arms in {fam_arms!r}.items():\n"
+                f"    cs = [C.resolve(e, {a.profile!r}, over, seed={seeds[0]}) for e in arms]\n"
+                "    missing = [c.experiment for c in cs if not (run_dir_for(c) / 'summary.json').is_file()]\n"
+                "    if missing:\n"
+                "        print(f'05_consistency_{fam}.png: not drawn, untrained arms', missing)\n"
+                "    else:\n"
                 f"        fig = R.side_by_side(cs, ensure_dataset(cs[0], progress=False), {a.device!r})\n"
                 f"        print(F.save(fig, {str(prof_dir / 'figures')!r} + f'/05_consistency_{{fam}}.png'))\n")
         try:

@@ -7,7 +7,6 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -119,6 +118,63 @@ def test_compute_fidelity_with_converted_weights_reports_is_unavailable(converte
     assert p["weights_source"] == fd.SOURCE_FID_HELPER and p["weights_sha256"] == converted["sha256"]
     assert (p["n_fake"], p["n_real"], p["image_size"], p["kid_subset_size"]) == (3, 3, [32, 32], 3)
     assert not any((tmp_path / "torch_home").rglob("*"))  # nothing written to TORCH_HOME
+
+
+def test_fused_inception_gives_the_shipped_modules_features_and_fid(converted, monkeypatch, tmp_path):
+    """The default (batch norms folded, channels-last) against torch-fidelity's module as shipped: the same pool3
+    features to 1e-4 on 32 px inputs, the same FID/KID, and its own real-feature cache (never mixed)."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    x = _images(6, 32, seed=5)
+    ref = fd.extract_features(x, weights_path=converted["path"], fused=False, batch_size=4)
+    fast = fd.extract_features(x, weights_path=converted["path"], batch_size=4)
+    assert ref.shape == fast.shape == (6, 2048)
+    assert ref.abs().max().item() > 0.1 and ref.std(0).mean().item() > 1e-3  # features vary: a real comparison
+    diff = (ref - fast).abs().max().item()
+    print(f"fused Inception: max|diff| = {diff:.3g} (features up to {ref.abs().max().item():.3g})")
+    assert diff < 1e-4
+
+    fake, real = _images(8, 32, seed=6), _images(8, 32, seed=7, low=60, high=200)
+    cache = converted["cache_dir"]
+    a = fd.compute_fidelity(fake, real, cache_dir=cache, batch_size=8, cache_key="parity", fused=False)
+    b = fd.compute_fidelity(fake, real, cache_dir=cache, batch_size=8, cache_key="parity")
+    assert a[FID] > 1 and abs(a[FID] - b[FID]) <= 1e-3 * a[FID], (a[FID], b[FID])
+    assert abs(a[KID_MEAN] - b[KID_MEAN]) <= 1e-3 * abs(a[KID_MEAN]) + 1e-6
+    assert a["protocol"]["feature_extractor"] == b["protocol"]["feature_extractor"] == fd.INCEPTION_EXTRACTOR
+    assert b["protocol"]["implementation"] == fd.FUSED_INCEPTION_IMPL != a["protocol"]["implementation"]
+    names = sorted(p.name for p in (cache / "fidelity").iterdir() if p.name.startswith("parity-"))
+    assert any(n.startswith(f"parity-{fd.FUSED_INCEPTION_EXTRACTOR}-") for n in names)
+    assert any(n.startswith(f"parity-{fd.INCEPTION_EXTRACTOR}-") for n in names)
+
+
+def test_fold_batch_norms_matches_and_needs_eval_mode():
+    torch.manual_seed(0)
+
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 5, 3, bias=False)
+            self.bn = torch.nn.BatchNorm2d(5, eps=0.001)
+
+        def forward(self, x):
+            return self.bn(self.conv(x))
+
+    m = torch.nn.Sequential(Block(), Block().requires_grad_(False))
+    m[1].conv = torch.nn.Conv2d(5, 5, 3, bias=False)
+    for b in m:
+        b.bn.running_mean.uniform_(-1, 1)
+        b.bn.running_var.uniform_(0.5, 2)
+        b.bn.weight.data.uniform_(0.5, 2)
+        b.bn.bias.data.uniform_(-1, 1)
+    with pytest.raises(ValueError, match="eval mode"):
+        fd.fold_batch_norms(m)
+    m.eval()
+    x = torch.randn(2, 3, 9, 9)
+    with torch.no_grad():
+        want = m(x)
+        assert fd.fold_batch_norms(m) == 2
+        got = m(x)
+    assert all(isinstance(b.bn, torch.nn.Identity) for b in m)
+    assert torch.allclose(want, got, atol=1e-5) and want.abs().max() > 0.1
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -278,6 +278,40 @@ def test_style_claim_is_unpaired_welch_and_interaction_is_reported():
     assert rows[("f2r", "fid")]["interaction"] == pytest.approx(-20.0) and rows[("f2r", "fid")]["p"] < 0.01
 
 
+def _with_config(recs, family, **train):
+    """Give every record a config; ``family``'s records get ``train`` settings on top of the shared ones."""
+    for r in recs:
+        t = {"lr_g": 2e-4, "max_steps": 2000, "losses": {"damsm": 5.0, "f2f": 0.0}}
+        if r["family"] == family:
+            t = {**t, **train, "losses": {**t["losses"], **train.get("losses", {})}}
+        r["config"] = {"data": {"image_size": 32}, "damsm": {"epochs": 10}, "train": t,
+                       "model": {"family": r["family"], "ndf": 4 if r["family"] == family else 8},
+                       "run": {"seed": r["seed"]}, "eval": {"n_samples": 400}}
+    return recs
+
+
+def test_cross_family_claim_names_every_recipe_difference_from_the_configs(tmp_path):
+    recs = _with_config(_ablation(families=("style_attngan", "attngan")), "style_attngan",
+                        max_steps=3000, losses={"damsm": 0.25})
+    diff = study.recipe_differences(recs, ("style_attngan", "baseline"), ("attngan", "baseline"))
+    # model.* (the architecture), run.* and eval.* are not part of the recipe
+    assert diff == [{"key": "train.losses.damsm", "a": 0.25, "b": 5.0},
+                    {"key": "train.max_steps", "a": 3000, "b": 2000}]
+    assert study.recipe_differences(recs, ("style_attngan", "baseline"), ("ssagan", "baseline")) == []
+    v = _verdicts(recs)
+    assert v[("style_detail", "style_attngan")]["recipe_differences"] == diff
+    assert v[("f2f_consistency", "attngan")]["recipe_differences"] == []  # within a family: none reported
+    _write(tmp_path / "metrics", recs)
+    study.write_study(tmp_path / "metrics", tmp_path / "study.md")
+    d = _section((tmp_path / "study.md").read_text(), "d")
+    assert "`train.losses.damsm` 0.25 vs 5.0; `train.max_steps` 3000 vs 2000" in d
+    assert "not of the architecture alone" in d and "ndf" not in d
+    # the same recipe: no such line
+    _write(tmp_path / "same", _with_config(_ablation(families=("style_attngan", "attngan")), "none"))
+    study.write_study(tmp_path / "same", tmp_path / "same.md")
+    assert "configs differ in" not in _section((tmp_path / "same.md").read_text(), "d")
+
+
 # -------------------------------------------------------------------------------------------------- study.md
 
 

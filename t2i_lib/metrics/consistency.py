@@ -227,15 +227,20 @@ def train_attribute_classifier(dataset_root: str | Path, device, epochs: int = 5
 
 @torch.no_grad()
 def attribute_accuracy(classifier, images: torch.Tensor, attributes: Sequence[dict], mentions: Sequence[Sequence[str]],
-                       device) -> dict[str, Any]:
+                       device, batch_size: int = 256) -> dict[str, Any]:
     """Score generated ``images`` against the attributes their captions state.
 
     ``attributes[i]`` are the true attribute indices of the image whose caption made sample i and
     ``mentions[i]`` the attribute names that caption states.  Returns per-attribute and overall accuracy (pooled
     over the individual checks) and ``chance``: the accuracy of a uniform guess *pooled the same way* (the mean over
     the checks of 1 / classes of the checked attribute), which is what the pooled accuracy is to be read against.
+    The classifier runs on ``batch_size`` images at a time, without gradients (the result does not depend on it).
     """
-    logits = classifier(images.to(device))
+    if len(images) != len(attributes) or len(images) != len(mentions):
+        raise ValueError(f"{len(images)} images, {len(attributes)} attribute records, {len(mentions)} mention lists")
+    with torch.no_grad():
+        parts = [classifier(images[i:i + batch_size].to(device)) for i in range(0, len(images), batch_size)]
+    logits = {a: torch.cat([p[a].float().cpu() for p in parts]) for a in parts[0]} if parts else {}
     hits: dict[str, list[int]] = {}
     chance: list[float] = []
     for i, (attrs, ment) in enumerate(zip(attributes, mentions)):

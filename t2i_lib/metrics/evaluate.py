@@ -130,6 +130,32 @@ def attribute_classifier(cfg: Config, dataset_root: str | Path, device):
     return model, rep
 
 
+def _eval_samples(G, cfg: Config, test, text_enc, device, encoders=(), progress: bool | str = False):
+    """The evaluation's samples of generator ``G``: ``eval.n_samples`` test captions in :func:`eval_plan`'s order,
+    noise per sample index.  Returns ``(uint8 images, items, caption indices, codes)`` where ``codes[j]`` are the
+    global image codes of the samples under ``encoders[j]`` (image encoders, e.g. the DAMSM's and the judge's)."""
+    from ..train.gan import get_family
+    from .sampling import eval_plan, generate, to_uint8
+
+    e, fam = cfg.eval, get_family(cfg.model.family)
+    items, caps = eval_plan(test, e.n_samples, e.eval_seed)
+    fakes: list[torch.Tensor] = []
+    codes: list[list[torch.Tensor]] = [[] for _ in encoders]
+    with torch.no_grad():
+        for imgs in generate(G, fam.sampler(cfg), text_enc, test, items, caps, fam.noise_dim(cfg), e.eval_seed, device,
+                             e.batch_size, progress=progress):
+            for enc, out in zip(encoders, codes):
+                out.append(enc(imgs.to(device))[1].float().cpu())
+            fakes.append(to_uint8(imgs))
+    return torch.cat(fakes), items, caps, [torch.cat(c) for c in codes]
+
+
+def _caption_attributes(test, items, caps) -> tuple[list[dict], list]:
+    """The true attributes of each sample's image and the attribute names its caption mentions."""
+    return ([test.records[int(i)]["attributes"] for i in items],
+            [test.records[int(i)]["mentions"][int(c)] for i, c in zip(items, caps)])
+
+
 def screen_checkpoint(checkpoint: str | Path, device, classifier_dir: str | Path | None = None) -> dict[str, Any]:
     """A quick look at one GAN checkpoint of a synthetic-data run: attribute accuracy (the profile's attribute
     classifier), the pixel judge's colour and position, and the share of pixels beyond +-0.98 (a saturated
@@ -140,32 +166,25 @@ def screen_checkpoint(checkpoint: str | Path, device, classifier_dir: str | Path
     from ..data.dataset import CaptionDataset
     from ..data.prepare import ensure_dataset
     from ..train.damsm import encoder_path, load_encoders
-    from ..train.gan import get_family, load_generator
+    from ..train.gan import load_generator
     from .consistency import ATTRIBUTE_ACCURACY, attribute_accuracy
-    from .sampling import eval_plan, generate, to_uint8
 
     G, meta = load_generator(checkpoint, device)
     cfg = meta["config"]
     root = ensure_dataset(cfg, progress=False)
-    d, e = cfg.data, cfg.eval
+    d = cfg.data
     test = CaptionDataset(root, "test", (d.image_size,), 1, d.max_words, "truncate", cfg.run.seed)
     if not test.attribute_schema:
         raise ValueError(f"{checkpoint}: screening needs a synthetic dataset with attributes, not {d.dataset!r}")
     text_enc, _, _ = load_encoders(encoder_path(cfg), device, vocab_hash=test.vocab.hash)
-    fam = get_family(cfg.model.family)
-    items, caps = eval_plan(test, e.n_samples, e.eval_seed)
-    with torch.no_grad():
-        fakes = torch.cat([to_uint8(x) for x in generate(G, fam.sampler(cfg), text_enc, test, items, caps,
-                                                         fam.noise_dim(cfg), e.eval_seed, device, e.batch_size,
-                                                         progress=False)])
+    fakes, items, caps, _ = _eval_samples(G, cfg, test, text_enc, device)
     clf_cfg = cfg
     if classifier_dir is not None:
         as_dict = cfg.to_dict()
         as_dict["run"]["results_dir"] = str(classifier_dir)
         clf_cfg = from_dict(as_dict)
     clf, _ = attribute_classifier(clf_cfg, root, device)
-    attrs = [test.records[i]["attributes"] for i in items]
-    ments = [test.records[i]["mentions"][c] for i, c in zip(items, caps)]
+    attrs, ments = _caption_attributes(test, items, caps)
     images = fakes.float().div(127.5).sub(1)
     acc = attribute_accuracy(clf, images, attrs, ments, device)
     pixel = pixel_judge_accuracy(fakes, attrs, ments) if d.dataset == "caption-shapes" else {}
@@ -193,7 +212,7 @@ def evaluate_gan(cfg: Config, device, dataset_root: str | Path, force: bool = Fa
 
     results_root = paths.profile_dir(cfg.profile, cfg.run.results_dir)
     from .r_precision import r_precision, sentence_table
-    from .sampling import eval_plan, generate, to_uint8
+    from .sampling import generate, to_uint8
 
     e, d = cfg.eval, cfg.data
     out_path = Path(out_path) if out_path else metrics_path(cfg)
@@ -218,16 +237,9 @@ def evaluate_gan(cfg: Config, device, dataset_root: str | Path, force: bool = Fa
             meta["path"] = _rel(meta["path"], results_root)
 
     # 1. Samples for FID/KID, R-precision and attribute accuracy.
-    items, caps = eval_plan(test, e.n_samples, e.eval_seed)
-    fakes, codes, jcodes = [], [], []
-    with torch.no_grad():
-        for imgs in generate(G, fam.sampler(cfg), text_enc, test, items, caps, fam.noise_dim(cfg), e.eval_seed, device,
-                             e.batch_size, progress=prog):
-            codes.append(image_enc(imgs.to(device))[1].float().cpu())
-            if judge:
-                jcodes.append(judge[1](imgs.to(device))[1].float().cpu())
-            fakes.append(to_uint8(imgs))
-    fakes_u8, codes_t = torch.cat(fakes), torch.cat(codes)
+    fakes_u8, items, caps, enc_codes = _eval_samples(G, cfg, test, text_enc, device,
+                                                     (image_enc, judge[1]) if judge else (image_enc,), prog)
+    codes_t = enc_codes[0]
     png_dir = None
     if e.save_png:  # lossless copies of the evaluated samples (never JPEG: it moves FID)
         from .sampling import save_png
@@ -244,7 +256,7 @@ def evaluate_gan(cfg: Config, device, dataset_root: str | Path, force: bool = Fa
     rp_judge = {"r_precision": None, "r_precision_std": None}
     if judge:  # the same queries and candidates, scored by the held-out encoder
         jtable, joffsets = sentence_table(judge[0], test, device, seed=e.eval_seed)
-        rp_judge = r_precision(torch.cat(jcodes), items, caps, jtable, joffsets, test.class_ids,
+        rp_judge = r_precision(enc_codes[1], items, caps, jtable, joffsets, test.class_ids,
                                e.r_precision_candidates, folds, e.eval_seed, e.r_precision_off_by_one)
 
     # 3. FID / KID (IS when the classifier exists) against the real test split at the training resolution.
@@ -257,7 +269,8 @@ def evaluate_gan(cfg: Config, device, dataset_root: str | Path, force: bool = Fa
                                   weights["sha256"] if weights else e.feature_extractor)
     fid = fidelity.compute_fidelity(fakes_u8, reals, weights_spec=weights["path"] if weights else "auto",
                                     kid_subset_size=e.kid_subset_size, isc=True, device=device,
-                                    batch_size=e.batch_size, cache_key=key, feature_extractor=e.feature_extractor)
+                                    batch_size=e.batch_size, cache_key=key, feature_extractor=e.feature_extractor,
+                                    fused=e.inception_fused)
 
     # 4. Semantic consistency: sibling captions vs unrelated captions, same noise per group.
     plan = consistency_plan(test, e.consistency_images, e.consistency_captions, e.eval_seed)
@@ -277,7 +290,7 @@ def evaluate_gan(cfg: Config, device, dataset_root: str | Path, force: bool = Fa
                                         for i in range(0, len(flat), 64)])
         feats["inception"] = fidelity.extract_features(to_uint8(flat), feature_extractor=e.feature_extractor,
                                                        weights_path=weights["path"] if weights else None,
-                                                       device=device)
+                                                       device=device, fused=e.inception_fused)
     cons = {name: consistency_scores(f[:g * k].reshape(g, k, -1), f[g * k:].reshape(g, k, -1), center="pooled",
                                      n_boot=e.consistency_bootstrap, seed=e.eval_seed)
             for name, f in feats.items()}
@@ -286,23 +299,14 @@ def evaluate_gan(cfg: Config, device, dataset_root: str | Path, force: bool = Fa
     # 5. Attribute accuracy (synthetic data only).
     attr: dict[str, Any] = {ATTRIBUTE_ACCURACY: None}
     clf_report = None
+    attrs, ments = _caption_attributes(test, items, caps) if test.attribute_schema else ([], [])
     if test.attribute_schema:
         clf, clf_report = attribute_classifier(cfg, dataset_root, device)
-        attrs = [test.records[i]["attributes"] for i in items]
-        ments = [test.records[i]["mentions"][c] for i, c in zip(items, caps)]
-        fl = fakes_u8.float().div(127.5).sub(1)
-        parts = [attribute_accuracy(clf, fl[i:i + 256], attrs[i:i + 256], ments[i:i + 256], device)
-                 for i in range(0, len(fl), 256)]
-        n = sum(p["n_checks"] for p in parts)
-        attr = {ATTRIBUTE_ACCURACY: sum(p[ATTRIBUTE_ACCURACY] * p["n_checks"] for p in parts) / max(n, 1),
-                "chance": sum(p["chance"] * p["n_checks"] for p in parts) / max(n, 1),
-                "per_attribute": {a: float(np.mean([p["per_attribute"].get(a, np.nan) for p in parts]))
-                                  for a in test.attribute_schema}, "n_checks": n}
+        attr = attribute_accuracy(clf, fakes_u8.float().div(127.5).sub(1), attrs, ments, device)
 
     # 6. The training-free pixel judge (caption-shapes only): colour and position read off the pixels, no network.
-    pixel = pixel_judge_accuracy(fakes_u8, [test.records[i]["attributes"] for i in items],
-                                 [test.records[i]["mentions"][c] for i, c in zip(items, caps)]) \
-        if d.dataset == "caption-shapes" and test.attribute_schema else {}
+    pixel = pixel_judge_accuracy(fakes_u8, attrs, ments) if d.dataset == "caption-shapes" and test.attribute_schema \
+        else {}
 
     metrics = {fidelity.FID: fid[fidelity.FID], fidelity.KID_MEAN: fid[fidelity.KID_MEAN],
                fidelity.KID_STD: fid[fidelity.KID_STD], fidelity.IS_MEAN: fid.get(fidelity.IS_MEAN),

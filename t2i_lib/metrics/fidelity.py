@@ -59,6 +59,11 @@ IS_MEAN = "is_mean"
 IS_STD = "is_std"
 
 INCEPTION_EXTRACTOR = "inception-v3-compat"
+# The same network and weights with each convolution's batch norm folded into it and channels-last memory: the
+# features agree with the module as shipped to about 1e-5 (tests/test_fidelity.py), 1.6x faster on one CPU thread.
+FUSED_INCEPTION_EXTRACTOR = "t2i-inception-v3-fused"
+FUSED_INCEPTION_IMPL = ("torch-fidelity FeatureExtractorInceptionV3 with batch norms folded into the convolutions "
+                        "(torch.nn.utils.fusion.fuse_conv_bn_eval), channels-last memory")
 TINY_EXTRACTOR = "t2i-tiny"
 TORCH_FIDELITY_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 # torch.hub convention: the hex suffix of the file name is the start of the file's sha256.
@@ -302,6 +307,58 @@ def is_available(weights_info: dict | None) -> tuple[bool, str | None]:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# the FID Inception with batch norms folded (the default; same network, faster)
+# --------------------------------------------------------------------------------------------------------------
+
+_FUSED_CLS = None
+
+
+def fold_batch_norms(module: torch.nn.Module) -> int:
+    """Fold every ``conv -> bn`` pair of the Inception's ``BasicConv2d`` blocks (eval mode) into the convolution,
+    replacing the batch norm with an identity; returns the number of pairs folded."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    if module.training:
+        raise ValueError("fold_batch_norms needs a module in eval mode (running statistics are folded)")
+    n = 0
+    for m in module.modules():
+        if isinstance(getattr(m, "conv", None), torch.nn.Conv2d) and isinstance(getattr(m, "bn", None),
+                                                                                torch.nn.BatchNorm2d):
+            m.conv = fuse_conv_bn_eval(m.conv, m.bn)
+            m.bn = torch.nn.Identity()
+            n += 1
+    return n
+
+
+def register_fused_inception() -> str:
+    """Register :data:`FUSED_INCEPTION_EXTRACTOR` with torch-fidelity (idempotent); returns its name."""
+    global _FUSED_CLS
+    import torch_fidelity
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+    if _FUSED_CLS is None:
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+        class FusedInceptionV3(FeatureExtractorInceptionV3):
+            """The FID Inception, loaded as shipped, then batch norms folded and weights made channels-last."""
+
+            def __init__(self, name, features_list, **kwargs):
+                super().__init__(name, features_list, **kwargs)
+                n = fold_batch_norms(self)
+                if n != 94:  # Inception-v3 has 94 conv + bn blocks; anything else is another network
+                    raise RuntimeError(f"expected 94 conv/batch-norm pairs in the FID Inception, folded {n}")
+                self.to(memory_format=torch.channels_last)
+
+        _FUSED_CLS = FusedInceptionV3
+    registered = FEATURE_EXTRACTORS_REGISTRY.get(FUSED_INCEPTION_EXTRACTOR)
+    if registered is None:
+        torch_fidelity.register_feature_extractor(FUSED_INCEPTION_EXTRACTOR, _FUSED_CLS)
+    elif registered is not _FUSED_CLS:
+        raise RuntimeError(f"another feature extractor is already registered as {FUSED_INCEPTION_EXTRACTOR!r}")
+    return FUSED_INCEPTION_EXTRACTOR
+
+
+# --------------------------------------------------------------------------------------------------------------
 # tiny extractor (tests / CI)
 # --------------------------------------------------------------------------------------------------------------
 
@@ -504,14 +561,16 @@ def _meta_path(cache_root: Path, key: str, fe: str) -> Path:
 def compute_fidelity(fake: Any, real: Any, weights_spec: str | os.PathLike | None = "auto",
                      kid_subset_size: int = 1000, isc: bool = False, device: str | torch.device = "cpu",
                      batch_size: int = 50, cache_key: str | None = None, cache_dir: str | os.PathLike | None = None,
-                     feature_extractor: str | None = None) -> dict:
+                     feature_extractor: str | None = None, fused: bool = True) -> dict:
     """FID and KID of ``fake`` against ``real`` (and IS of ``fake`` when ``isc`` and the classifier exists).
 
     ``fake``/``real``: Datasets of uint8 3 x H x W tensors, uint8 N x 3 x H x W tensors, or zero-argument callables
     returning either (a callable ``real`` is only called when its cached features are missing).
     ``cache_key`` (see :func:`real_stats_key`) caches the real set's features and statistics under
     ``<cache>/fidelity``.  ``feature_extractor``: ``None``/``"inception-v3-compat"`` (the FID Inception) or
-    ``"t2i-tiny"`` (tests only; no weights).
+    ``"t2i-tiny"`` (tests only; no weights).  ``fused`` (Inception only): run the network with its batch norms
+    folded into the convolutions, channels-last (:func:`register_fused_inception`; the same features to about
+    1e-5, faster); False runs torch-fidelity's module as shipped.  The two keep separate real-feature caches.
 
     Returns ``{FID, KID_MEAN, KID_STD, IS_MEAN, IS_STD, "is_available", "is_unavailable_reason", "protocol"}``;
     IS values are ``None`` unless requested and available.
@@ -519,6 +578,7 @@ def compute_fidelity(fake: Any, real: Any, weights_spec: str | os.PathLike | Non
     import torch_fidelity
 
     fe = feature_extractor or INCEPTION_EXTRACTOR
+    impl = fe  # the torch-fidelity extractor that runs (and names the real-feature cache files)
     extra: dict[str, Any] = {}
     if fe == TINY_EXTRACTOR:
         register_tiny_extractor()
@@ -530,6 +590,8 @@ def compute_fidelity(fake: Any, real: Any, weights_spec: str | os.PathLike | Non
         extra["feature_extractor_weights_path"] = winfo["path"]
         layers = {"fid": "2048", "isc": "logits_unbiased"}
         input_size = 299
+        if fused:
+            impl = register_fused_inception()
     else:
         raise ValueError(f"feature_extractor must be {INCEPTION_EXTRACTOR!r} or {TINY_EXTRACTOR!r}, got {fe!r}")
     available, reason = is_available(winfo)
@@ -549,7 +611,7 @@ def compute_fidelity(fake: Any, real: Any, weights_spec: str | os.PathLike | Non
 
     meta = None
     if cache_key is not None:
-        mp = _meta_path(cache_root, cache_key, fe)
+        mp = _meta_path(cache_root, cache_key, impl)
         if mp.is_file():
             try:
                 meta = json.loads(mp.read_text())
@@ -557,24 +619,24 @@ def compute_fidelity(fake: Any, real: Any, weights_spec: str | os.PathLike | Non
                 meta = None
         if meta is not None and meta.get("weights_sha256") != winfo["sha256"]:
             meta = None  # weights differ: stale
-            _drop_cache(cache_root, cache_key, fe, "the weights differ")
+            _drop_cache(cache_root, cache_key, impl, "the weights differ")
     if callable(real) and not isinstance(real, Dataset) and not torch.is_tensor(real):
         real_ds: Dataset = _LazyImages(real)
     else:
         real_ds = as_image_dataset(real)
     if cache_key is not None and meta is None:
-        _drop_cache(cache_root, cache_key, fe, "no provenance record")  # e.g. left by an interrupted run
+        _drop_cache(cache_root, cache_key, impl, "no provenance record")  # e.g. left by an interrupted run
     if isinstance(real_ds, _LazyImages) and meta is not None:
         n_real, size_real = int(meta["n_real"]), meta.get("image_size_real")
     else:
         n_real, size_real = _check_images(real_ds, "real")
         if meta is not None and int(meta.get("n_real", -1)) != n_real:
-            _drop_cache(cache_root, cache_key, fe, f"cached for {meta.get('n_real')} real images, now {n_real}")
+            _drop_cache(cache_root, cache_key, impl, f"cached for {meta.get('n_real')} real images, now {n_real}")
             meta = None
 
     needed = [layers["fid"]] + ([layers["isc"]] if do_isc else [])
     cache_hit = cache_key is not None and meta is not None and all(
-        (cache_root / f"{cache_key}-{fe}-features-{layer}.pt").is_file() for layer in needed)
+        (cache_root / f"{cache_key}-{impl}-features-{layer}.pt").is_file() for layer in needed)
     kid_n = int(min(kid_subset_size, n_fake, n_real))
     isc_splits = int(min(10, n_fake))
     dev = torch.device(device)
@@ -583,7 +645,7 @@ def compute_fidelity(fake: Any, real: Any, weights_spec: str | os.PathLike | Non
         torch.cuda.set_device(dev)
     kwargs = dict(input1=fake_ds, input2=real_ds, fid=True, kid=True, isc=do_isc, cuda=cuda, batch_size=int(batch_size),
                   kid_subset_size=kid_n, isc_splits=isc_splits, save_cpu_ram=True, verbose=False,
-                  feature_extractor=fe, cache=cache_key is not None, cache_root=str(cache_root),
+                  feature_extractor=impl, cache=cache_key is not None, cache_root=str(cache_root),
                   input2_cache_name=cache_key, rng_seed=2020, **extra)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*torch.load.*weights_only.*")
@@ -592,8 +654,8 @@ def compute_fidelity(fake: Any, real: Any, weights_spec: str | os.PathLike | Non
     if isinstance(real_ds, _LazyImages) and real_ds.materialized:
         n_real, size_real = _check_images(real_ds, "real")
     if cache_key is not None:
-        atomic_write_text(_meta_path(cache_root, cache_key, fe), json.dumps({
-            "n_real": n_real, "image_size_real": size_real, "feature_extractor": fe,
+        atomic_write_text(_meta_path(cache_root, cache_key, impl), json.dumps({
+            "n_real": n_real, "image_size_real": size_real, "feature_extractor": impl,
             "weights_sha256": winfo["sha256"], "torch_fidelity": torch_fidelity.__version__}, indent=2) + "\n")
 
     out: dict[str, Any] = {
@@ -612,6 +674,7 @@ def compute_fidelity(fake: Any, real: Any, weights_spec: str | os.PathLike | Non
         "image_size": size_fake,
         "image_size_real": size_real,
         "feature_extractor": fe,
+        "implementation": FUSED_INCEPTION_IMPL if impl == FUSED_INCEPTION_EXTRACTOR else f"torch-fidelity {impl}",
         "feature_layer": layers["fid"],
         "extractor_input_size": input_size,
         "resizer": ("torch-fidelity interpolate_bilinear_2d_like_tensorflow1x (uint8 -> 299)"
@@ -644,10 +707,11 @@ def _drop_cache(cache_root: Path, key: str, fe: str, why: str) -> None:
 
 
 def extract_features(images_uint8, feature_extractor: str = INCEPTION_EXTRACTOR, weights_path: str | os.PathLike | None = None, device="cpu",
-                     batch_size: int = 50):
+                     batch_size: int = 50, fused: bool = True):
     """Features of uint8 images (N x 3 x H x W) from the FID extractor (pool3, 2048-d) or the tiny test extractor.
 
-    Used by the semantic-consistency measurement, with the same weights as FID.
+    Used by the semantic-consistency measurement, with the same weights as FID; ``fused`` as in
+    :func:`compute_fidelity`.
     """
     import torch
     from torch_fidelity.utils import create_feature_extractor
@@ -660,6 +724,8 @@ def extract_features(images_uint8, feature_extractor: str = INCEPTION_EXTRACTOR,
         if weights_path is None:
             weights_path = resolve_fid_weights("auto")["path"]
         feature, kwargs = "2048", {"feature_extractor_weights_path": str(weights_path)}
+        if fused and feature_extractor == INCEPTION_EXTRACTOR:
+            feature_extractor = register_fused_inception()
     fe = create_feature_extractor(feature_extractor, [feature], cuda=False, verbose=False, **kwargs).to(dev)
     out = []
     with torch.no_grad():

@@ -18,7 +18,7 @@ from typing import Any
 
 from .. import __version__, paths
 from ..config import Config
-from ..utils.io import read_json, write_json
+from ..utils.io import flatten_dict, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -102,16 +102,6 @@ _NOT_A_SETTING = ("train.max_steps", "train.epochs", "train.ckpt_every", "train.
                   "train.keep_checkpoints", "run.", "eval.")
 
 
-def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def curve_label(rec: dict) -> str:
     """``experiment`` plus the training settings in which the curve's run differs from its profile as it is today
     (e.g. ``attngan_baseline (train.ema_decay=0.99)``), so curves of one experiment under different settings can be
@@ -119,11 +109,11 @@ def curve_label(rec: dict) -> str:
     from .. import config as C
 
     try:
-        today = _flat(C.resolve(rec["experiment"], rec["profile"]).to_dict())
+        today = flatten_dict(C.resolve(rec["experiment"], rec["profile"]).to_dict())
     except Exception:  # noqa: BLE001 - an experiment or profile that no longer exists: no comparison
         return rec["experiment"]
     diff = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-            for k, v in sorted(_flat(rec.get("config") or {}).items())
+            for k, v in sorted(flatten_dict(rec.get("config") or {}).items())
             if k in today and today[k] != v and not k.startswith(_NOT_A_SETTING)]
     return rec["experiment"] + (f" ({', '.join(diff)})" if diff else "")
 

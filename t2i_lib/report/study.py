@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from ..config import SYNTHETIC_DATASETS
-from ..utils.io import atomic_write_text
+from ..utils.io import atomic_write_text, flatten_dict
 from .tables import FAMILY_NAMES, VARIANT_ORDER, load_metrics, to_markdown
 
 METRICS = ("fid", "kid_mean", "r_precision", "r_precision_judge", "consistency_gap_judge", "consistency_gap_damsm",
@@ -429,7 +429,8 @@ CLAIM_STYLE = Claim(
     "style blocks improve fine detail",
     "the study issue; the abstract only says the approach \"improves the qualitative results on AttnGAN with style "
     "blocks on the CUB dataset\" (docs/published_numbers.md#what-the-paper-states). Tested as AttnGAN with style blocks vs plain AttnGAN, both "
-    "with the baseline losses, unpaired (different architectures and learning rates; in the demo profile also different DAMSM weights, 0.25 against 5, so (d) there compares the whole recipe, not the blocks alone)",
+    "with the baseline losses, unpaired; every setting besides the architecture in which the two arms' configs "
+    "differ is listed under the verdict, since (d) then compares the whole recipe, not the blocks alone",
     Comparison("baseline", "baseline", "fid", family="style_attngan", baseline_family="attngan", test="welch"),
     (Comparison("baseline", "baseline", "attribute_accuracy", family="style_attngan", baseline_family="attngan",
                 test="welch"),
@@ -438,6 +439,26 @@ CLAIM_STYLE = Claim(
      Comparison("baseline", "baseline", "kid_mean", family="style_attngan", baseline_family="attngan",
                 test="welch")))
 CLAIMS = (CLAIM_F2F, CLAIM_F2R, CLAIM_BOTH, CLAIM_STYLE)
+
+
+# Config sections that are the recipe rather than the architecture (model.*) or the bookkeeping (run.*, eval.*).
+RECIPE_SECTIONS = ("data", "damsm", "train")
+
+
+def recipe_differences(records: Iterable[dict], arm_a: tuple[str, str], arm_b: tuple[str, str]) -> list[dict]:
+    """Settings outside the architecture in which two arms' configs differ: ``[{"key", "a", "b"}]`` over the
+    :data:`RECIPE_SECTIONS` of the lowest-seed record of each arm (``arm`` = (family, variant)); empty when an arm
+    has no record with a config.  Read from the metrics files, so a comparison across families names every
+    confound it carries (learning rates, loss weights, steps) instead of a hand-written list."""
+    cfgs = []
+    for fam, var in (arm_a, arm_b):
+        recs = sorted((r for r in _gan(records) if r["family"] == fam and r["variant"] == var
+                       and isinstance(r.get("config"), dict)), key=lambda r: r.get("seed", 0))
+        if not recs:
+            return []
+        cfgs.append(flatten_dict({k: recs[0]["config"].get(k, {}) for k in RECIPE_SECTIONS}))
+    a, b = cfgs
+    return [{"key": k, "a": a.get(k), "b": b.get(k)} for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
 def _arm_mean(records: list[dict], family: str, variant: str, metric: str) -> float | None:
@@ -519,8 +540,10 @@ def judge(records: Iterable[dict], claims: Sequence[Claim] = CLAIMS, alpha: floa
             bad = [arm for arm in prim["arms"] if (cond.get(arm) or {}).get("at_chance")]
             prim["not_testable"] = bool(bad) and prim["n"] > 0
             sec = [_run_test(recs, c, fam) for c in claim.secondary]
+            arms = prim["arms"]
+            diff = recipe_differences(recs, *arms) if arms[0][0] != arms[1][0] else []
             out.append({"claim": claim.key, "letter": claim.letter, "text": claim.text, "family": fam,
-                        "primary": prim, "secondary": sec, "not_testable_arms": bad})
+                        "primary": prim, "secondary": sec, "not_testable_arms": bad, "recipe_differences": diff})
     runnable = [e for e in out if e["primary"] is not None and not e["primary"]["not_testable"]
                 and e["primary"]["n"] >= min_n and e["primary"]["p"] is not None]
     adjusted = holm([e["primary"]["p"] for e in runnable])
@@ -1004,6 +1027,13 @@ def write_study(metrics_dir: str | Path, out_md: str | Path, figures_dir: str | 
         md.append(f"\n## Claim ({claim.letter}): {claim.text}\n")
         md.append(f"Source: {claim.source}.\n")
         md.append("\n".join(_verdict_line(e) for e in entries) + "\n")
+        for e in entries:
+            if e.get("recipe_differences"):
+                (fa, _), (fb, _) = e["primary"]["arms"]
+                na, nb = FAMILY_NAMES.get(fa, fa), FAMILY_NAMES.get(fb, fb)
+                md.append(f"\nBesides the architecture, the two arms' configs differ in ({na} vs {nb}): "
+                          + "; ".join(f"`{d['key']}` {d['a']} vs {d['b']}" for d in e["recipe_differences"])
+                          + ". The comparison is of the whole recipe, not of the architecture alone.\n")
         prim = [_test_row(e["family"], e["primary"], True) for e in entries if e["primary"] and e["primary"]["n"]]
         if prim:
             md.append("\nPrimary test:\n\n" + to_markdown(prim))

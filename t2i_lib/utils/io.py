@@ -119,3 +119,14 @@ def dir_lock(path: str | os.PathLike):
             fd = _HELD_LOCKS.pop(lock)[0]
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+
+def flatten_dict(d: dict, prefix: str = "") -> dict:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (nested dicts only; lists and other values are leaves)."""
+    out: dict = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten_dict(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
