@@ -333,9 +333,6 @@ def fold_batch_norms(module: torch.nn.Module) -> int:
 def register_fused_inception() -> str:
     """Register :data:`FUSED_INCEPTION_EXTRACTOR` with torch-fidelity (idempotent); returns its name."""
     global _FUSED_CLS
-    import torch_fidelity
-    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
-
     if _FUSED_CLS is None:
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
@@ -350,12 +347,20 @@ def register_fused_inception() -> str:
                 self.to(memory_format=torch.channels_last)
 
         _FUSED_CLS = FusedInceptionV3
-    registered = FEATURE_EXTRACTORS_REGISTRY.get(FUSED_INCEPTION_EXTRACTOR)
+    return _register(FUSED_INCEPTION_EXTRACTOR, _FUSED_CLS)
+
+
+def _register(name: str, cls) -> str:
+    """Register ``cls`` with torch-fidelity as ``name`` unless it already is; refuse a different class there."""
+    import torch_fidelity
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+    registered = FEATURE_EXTRACTORS_REGISTRY.get(name)
     if registered is None:
-        torch_fidelity.register_feature_extractor(FUSED_INCEPTION_EXTRACTOR, _FUSED_CLS)
-    elif registered is not _FUSED_CLS:
-        raise RuntimeError(f"another feature extractor is already registered as {FUSED_INCEPTION_EXTRACTOR!r}")
-    return FUSED_INCEPTION_EXTRACTOR
+        torch_fidelity.register_feature_extractor(name, cls)
+    elif registered is not cls:
+        raise RuntimeError(f"another feature extractor is already registered as {name!r}")
+    return name
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -368,9 +373,6 @@ _TINY_CLS = None
 def register_tiny_extractor() -> str:
     """Register the fixed-seed ``t2i-tiny`` extractor with torch-fidelity (idempotent); returns its name."""
     global _TINY_CLS
-    import torch_fidelity
-    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
-
     if _TINY_CLS is None:
         import torch.nn.functional as F
         from torch_fidelity.feature_extractor_base import FeatureExtractorBase
@@ -419,12 +421,7 @@ def register_tiny_extractor() -> str:
                 return tuple(out[k].float() for k in self.features_list)
 
         _TINY_CLS = TinyFeatureExtractor
-    registered = FEATURE_EXTRACTORS_REGISTRY.get(TINY_EXTRACTOR)
-    if registered is None:
-        torch_fidelity.register_feature_extractor(TINY_EXTRACTOR, _TINY_CLS)
-    elif registered is not _TINY_CLS:
-        raise RuntimeError(f"another feature extractor is already registered as {TINY_EXTRACTOR!r}")
-    return TINY_EXTRACTOR
+    return _register(TINY_EXTRACTOR, _TINY_CLS)
 
 
 # --------------------------------------------------------------------------------------------------------------
