@@ -85,8 +85,14 @@ def test_learning_curve_evaluates_every_kept_checkpoint(tmp_path):
     assert [r["label"] for r in written["runs"]] == ["tiny"]
     assert [p["step"] for p in written["runs"][0]["points"]] == [1, 2]
     assert written["runs"][0]["points"][1]["attribute_accuracy"] == pytest.approx(scr["attribute_accuracy"])
+    png = out.with_suffix(".png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the figure beside the JSON
+    png.unlink()
+    assert script.main(["--figure-only", str(out)]) == 0 and png.is_file()  # redrawn from the JSON alone
     with pytest.raises(SystemExit):  # labels must match the runs one to one
         script.main([str(gan.run_dir_for(cfg)), "--label", "a", "--label", "b", "--out", str(out)])
+    with pytest.raises(SystemExit):  # --figure-only draws, it does not screen
+        script.main([str(gan.run_dir_for(cfg)), "--figure-only", str(out)])
     # a run that kept one checkpoint has no curve to show
     one = C.resolve("ssagan_baseline", "smoke", {**over, "train.keep_checkpoints": 1, "train.max_steps": 3})
     gan.train_gan(one, torch.device("cpu"), root)
@@ -104,3 +110,27 @@ def test_curve_label_names_the_settings_that_differ_from_the_profile():
     # how the curve was recorded (steps, checkpoint interval) is not a setting; what was trained is
     assert lc.curve_label(rec) == "attngan_baseline (model.ndf=8, train.ema_decay=0.999)"
     assert lc.curve_label({"experiment": "nope_x", "profile": "demo", "config": {}}) == "nope_x"
+
+
+def test_screen_figure_draws_each_run_the_mean_and_chance():
+    def pts(accs):
+        return [{"step": 500 * (i + 1), "attribute_accuracy": a, "attribute_accuracy_chance": 0.185,
+                 "pixel_colour_accuracy": a + 0.2, "pixel_position_accuracy": None if i == 0 else a}
+                for i, a in enumerate(accs)]
+
+    screen = {"runs": [{"label": "seed 0", "points": pts([0.2, 0.4, 0.5])},
+                       {"label": "seed 1", "points": pts([0.2, 0.3])}]}
+    assert "mean of 2 runs" not in [ln.get_label() for ln in lc.screen_figure(screen).axes[0].get_lines()]
+    fig = lc.screen_figure(screen, "t", mean=True)
+    attr, colour, position = fig.axes[:3]
+    lines = {ln.get_label(): ln for ln in attr.get_lines()}
+    assert list(lines["seed 0"].get_ydata()) == pytest.approx([20, 40, 50])
+    # the mean only at steps every run reached (500 and 1000), chance dashed at 18.5 %
+    assert list(lines["mean of 2 runs"].get_xdata()) == [500, 1000]
+    assert list(lines["mean of 2 runs"].get_ydata()) == pytest.approx([20, 35])
+    assert list(lines["chance"].get_ydata()) == pytest.approx([18.5, 18.5])
+    assert [ln.get_label() for ln in position.get_lines()][:2] == ["seed 0", "seed 1"]
+    assert list(position.get_lines()[0].get_xdata()) == [1000, 1500]  # missing values are left out, not zeroed
+    with pytest.raises(ValueError, match="no runs"):
+        lc.screen_figure({"runs": []})
+

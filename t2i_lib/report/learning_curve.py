@@ -165,3 +165,47 @@ def combined_figure(cfg: Config) -> Path:
     return F.save(figure(recs, f"learning curves, {cfg.profile} profile, seed {cfg.run.seed}"),
                   curve_dir(cfg) / f"learning_curves-s{cfg.run.seed}.png")
 
+
+
+SCREEN_PANELS = (("attribute_accuracy", "attribute accuracy (%)"), ("pixel_colour_accuracy", "colour, pixel judge (%)"),
+                 ("pixel_position_accuracy", "position, pixel judge (%)"))
+
+
+def screen_figure(screen: dict, title: str = "checkpoint screen", mean: bool = False):
+    """A checkpoint screen (``scripts/screen_checkpoints.py``'s JSON) against training steps: attribute accuracy
+    and the pixel judge's colour and position, one line per screened run (its label), the classifier's pooled
+    chance dashed; with ``mean`` (runs of one setting, e.g. seeds) also their mean at the steps every run reached,
+    in black."""
+    from .figures import _plt
+
+    runs = [r for r in screen.get("runs", []) if r.get("points")]
+    if not runs:
+        raise ValueError("the screen has no runs with points")
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(SCREEN_PANELS), figsize=(4.2 * len(SCREEN_PANELS), 3.4), squeeze=False)
+    many = len(runs) > 6  # many runs: thin unlabelled lines, the mean carries the reading
+    for ax, (key, ylabel) in zip(axes[0], SCREEN_PANELS):
+        by_step: dict[int, list[float]] = {}
+        for r in runs:
+            pts = sorted((p for p in r["points"] if p.get(key) is not None), key=lambda p: p["step"])
+            ax.plot([p["step"] for p in pts], [100 * p[key] for p in pts], marker="o", ms=2.5,
+                    lw=0.7 if many else 1.2, alpha=0.45 if many else 1.0, label=None if many else r["label"])
+            for p in pts:
+                by_step.setdefault(p["step"], []).append(100 * p[key])
+        common = sorted(s for s, v in by_step.items() if len(v) == len(runs))
+        if mean and len(runs) > 1 and common:
+            ax.plot(common, [sum(by_step[s]) / len(runs) for s in common], color="black", lw=2, marker="s", ms=4,
+                    label=f"mean of {len(runs)} runs")
+        if key == "attribute_accuracy":
+            ch = [p["attribute_accuracy_chance"] for r in runs for p in r["points"]
+                  if p.get("attribute_accuracy_chance") is not None]
+            if ch:
+                ax.axhline(100 * sum(ch) / len(ch), color="grey", ls="--", lw=0.8, label="chance")
+        ax.set_xlabel("training step")
+        ax.set_ylabel(ylabel)
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=6.5, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
