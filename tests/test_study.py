@@ -454,3 +454,14 @@ def test_metrics_figure_draws_spread_only_with_seeds_and_the_chance_line():
     two = study.aggregate([_rec("ssagan", "baseline", s, fid=10.0 + s, attribute_accuracy=0.6) for s in (0, 1)])
     fig = study.metrics_figure(two, metrics=("fid",))
     assert sum(isinstance(c, ErrorbarContainer) for c in fig.axes[0].containers) == 1
+
+
+def test_num_prints_floating_point_noise_as_zero():
+    # a paired mean of differences that cancel exactly in real arithmetic comes out as ~1e-17
+    noise = sum([0.0425, -0.0200, -0.0225]) / 3
+    assert noise != 0.0 and abs(noise) < 1e-12
+    assert study._num(noise) == "0.0000"
+    assert study._num(-noise) == "0.0000"
+    assert study._num(0.00012341) == "0.0001234"
+    assert study._num(-0.0362) == "-0.0362"
+    assert study._num(12345.678) == "1.235e+04"

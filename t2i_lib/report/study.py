@@ -589,12 +589,16 @@ def interaction(records: Iterable[dict], metrics: Sequence[str] = ("fid", "consi
 
 
 def _num(x, digits=4) -> str:
+    """A number for the study's tables: ``digits`` decimals, or ``digits`` significant digits when very large or
+    small; |x| < 1e-12 (floating-point noise, e.g. a mean of differences that cancel) prints as 0."""
     if x is None:
         return "n/a"
     if isinstance(x, float) and math.isinf(x):
         return "+inf" if x > 0 else "-inf"
     if isinstance(x, float) and math.isnan(x):
         return "nan"
+    if abs(x) < 1e-12:
+        return f"{0:.{digits}f}"
     return f"{x:.{digits}g}" if abs(x) >= 1e4 or (x != 0 and abs(x) < 1e-3) else f"{x:.{digits}f}"
 
 
