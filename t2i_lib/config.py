@@ -322,7 +322,8 @@ PROFILES: dict[str, dict] = {
 #   1,500 and 41.5 % at 2,000, with 3 pixels in 1,000 beyond +-0.98 (learning_curve/screen-style_attngan-s0.json
 #   and the curve beside it).  Seeds 0 and 1 trained on to 3,000 steps (learning_curve/screen-style_attngan-
 #   steps.json): 41.5 / 37.8 % at 2,000, 46.8 / 40.6 % at 2,500, 50.6 / 46.6 % at 3,000, still rising.  2,500
-#   steps: 3,000 would not fit the study's 3 hours on two cores.
+#   steps: 3,000 would not fit the study's 3 hours on two cores.  Seed 0's full curve to 3,000 steps (attribute
+#   accuracy, R-precision, FID at every 500): learning_curve/style_attngan_baseline-demo-s0-937f0fab.json.
 PROFILE_FAMILY_DELTAS: dict[str, dict[str, dict]] = {
     "demo": {"ssagan": {"train": {"lr_g": 4e-4, "lr_d": 1.6e-3, "max_steps": 2000}},
              "attngan": {"train": {"lr_g": 4e-4, "lr_d": 4e-4, "ema_decay": 0.99, "max_steps": 2000}},
