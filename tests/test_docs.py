@@ -201,3 +201,24 @@ def test_the_rules_catch_what_they_should_and_only_that():
     assert [(t.name, a) for t, a, _ in links] == [("method.md", "nt-xent"), ("evaluation.md", None)]
     links = doc_links("docs/a.md", "[m](method.md#fake-to-fake) [w](https://x.org/a.md#b) [r](../README.md)")
     assert [(t.name, a) for t, a, _ in links] == [("method.md", "fake-to-fake"), ("README.md", None)]
+
+
+def tables_running_into_text(text: str) -> list[int]:
+    """1-based numbers of the lines that directly follow a Markdown table row without a blank line between them
+    (outside code fences). GitHub's renderer reads such a line as one more row of the table."""
+    bad, prev, fenced = [], "", False
+    for i, line in enumerate(text.splitlines(), start=1):
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        if not fenced and prev.startswith("|") and line.strip() and not line.startswith("|"):
+            bad.append(i)
+        prev = "" if fenced else line
+    return bad
+
+
+def test_markdown_tables_end_with_a_blank_line(files):
+    bad = {rel: lines for rel, text in files.items() if rel.endswith(".md")
+           for lines in [tables_running_into_text(text)] if lines}
+    assert not bad, f"a table runs into the next paragraph (add a blank line) at: {bad}"
+    assert tables_running_into_text("| a |\n|---|\n| 1 |\n  **text**\n") == [4]
+    assert tables_running_into_text("| a |\n|---|\n| 1 |\n\ntext\n```\n| x |\ny\n```\n") == []

@@ -457,7 +457,7 @@ def test_metrics_figure_draws_spread_only_with_seeds_and_the_chance_line():
 
 
 def test_num_prints_floating_point_noise_as_zero():
-    # a paired mean of differences that cancel exactly in real arithmetic comes out as ~1e-17
+    # a paired mean of differences that cancel exactly in real arithmetic comes out as a tiny non-zero float
     noise = sum([0.0425, -0.0200, -0.0225]) / 3
     assert noise != 0.0 and abs(noise) < 1e-12
     assert study._num(noise) == "0.0000"
