@@ -75,10 +75,6 @@ class DamsmConfig:
     paper_gamma2_factor: bool = False    # True: apply the paper's 1/gamma2 (the reference code omits it)
     contrastive: bool = False            # DAMSM+CL: two captions per image + NT-Xent between sentence embeddings
     contrastive_tau: float = 0.5
-    group_by: str = ""                   # "": plain shuffled batches (reference) | comma-separated attributes of a
-    #                                      synthetic dataset (e.g. "colour,position"): batches made of groups of
-    #                                      group_size images sharing them (hard negatives; see docs/method.md)
-    group_size: int = 4
     epochs: int = 600
     batch_size: int = 48
     lr: float = 0.002
@@ -444,18 +440,6 @@ def validate(cfg: Config) -> Config:
     _check_choice("train.finite_check", t.finite_check, ("step", "log"))
     _check_choice("train.precision", t.precision, ("fp32", "bf16"))
     _check_choice("eval.judge_kind", e.judge_kind, ("same", "damsm", "damsm_cl"))
-    if dm.group_by:
-        if d.dataset not in ("caption-shapes", "caption-scenes"):
-            raise ConfigError(f"damsm.group_by needs a synthetic dataset with attributes, not {d.dataset!r}")
-        from .data import scenes, synthetic
-        names = (synthetic if d.dataset == "caption-shapes" else scenes).ATTRIBUTE_SCHEMA
-        bad = [a for a in dm.group_by.split(",") if a not in names]
-        if bad:
-            raise ConfigError(f"damsm.group_by names attributes {bad} that {d.dataset} does not have; "
-                              f"choose from {list(names)}")
-        if dm.group_size < 2 or dm.batch_size % dm.group_size:
-            raise ConfigError(f"damsm.group_size must be >= 2 and divide damsm.batch_size={dm.batch_size}, "
-                              f"got {dm.group_size}")
     if not 0 <= dm.val_fraction < 1:
         raise ConfigError(f"damsm.val_fraction must be in [0, 1), got {dm.val_fraction}")
     if t.skip_nonfinite and t.finite_check != "step":

@@ -108,8 +108,6 @@ def test_hash_ignores_non_semantic_keys_only():
     (dict(overrides={"run.device": "tpu"}), "run.device"),
     (dict(overrides={"train.losses": 0.2}), "expected a mapping"),
     (dict(overrides={"profile": "demo"}), "cannot be overridden"),
-    (dict(overrides={"damsm.group_by": "hue"}), r"attributes \['hue'\] that caption-shapes does not have"),
-    (dict(overrides={"damsm.group_by": "colour", "damsm.group_size": 5}), "divide damsm.batch_size=16"),
     (dict(experiment="ssgan_f2f"), "unknown experiment"),
     (dict(profile="huge"), "unknown profile"),
     (dict(profile="paper", overrides={"data.dataset": "caption-shapes"}), "profile 'paper' reproduces CUB/COCO"),

@@ -171,32 +171,6 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path):
     assert "train_nt_xent" in full["history"][0]  # DAMSM+CL term present
 
 
-def test_grouped_batches_share_the_named_attributes_and_pretraining_runs(tmp_path):
-    from t2i_lib.data import CaptionDataset
-    from t2i_lib.data.prepare import ensure_dataset
-    from t2i_lib.train import damsm as D
-    from t2i_lib.train.distributed import SINGLE
-
-    cfg = _cfg(tmp_path, **{"damsm.group_by": "colour,position", "damsm.group_size": 2})
-    assert cfg.damsm.group_by == "colour,position"
-    root = ensure_dataset(cfg)
-    ds = CaptionDataset(root, "train", (cfg.data.image_size,), 2, val_fraction=cfg.damsm.val_fraction)
-    order = list(D._sampler(ds, cfg.damsm, 3, SINGLE))
-    key = [(r["attributes"]["colour"], r["attributes"]["position"]) for r in ds.records]
-    pairs = [order[j:j + 2] for j in range(0, len(order), 2)]
-    shared = np.mean([key[a] == key[b] for a, b in pairs])
-    # 120 images over 8 x 9 colour/position cells: most cells hold 1 or 2 training images, so only some pairs can
-    # share (70 % of the 48 pairs of the whole order; the sampler drops the last partial batch); a plain shuffle
-    # shares in about 1 pair in 72
-    plain = D._sampler(ds, _cfg(tmp_path).damsm, 3, SINGLE)
-    assert type(plain).__name__ == "ShardSampler"
-    p = list(plain)
-    plain_shared = np.mean([key[a] == key[b] for a, b in (p[j:j + 2] for j in range(0, len(p), 2))])
-    assert shared > 0.5 and plain_shared < 0.15, (shared, plain_shared)
-    s = D.pretrain_damsm(cfg, torch.device("cpu"), root, max_batches=2)
-    assert np.isfinite(s["history"][-1]["train_total"])
-
-
 @pytest.mark.slow
 def test_smoke_pretraining_learns_well_above_chance(tmp_path):
     from t2i_lib.data.prepare import ensure_dataset

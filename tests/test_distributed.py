@@ -23,33 +23,6 @@ def test_shard_sampler_slices_each_global_batch():
         Dm.ShardSampler(n, 8, 0, Dm.DistInfo(0, 3))
 
 
-def test_grouped_order_makes_batches_of_groups_sharing_a_key():
-    rng = torch.Generator().manual_seed(0)
-    keys = [int(k) for k in torch.randint(0, 7, (203,), generator=rng)]
-    b, g = 12, 4
-    order = Dm.grouped_order(keys, b, g, seed=5)
-    assert sorted(order) == list(range(len(keys)))  # every item exactly once
-    groups = [order[j:j + g] for j in range(0, len(order) - len(order) % g, g)]
-    same = [len({keys[i] for i in grp}) == 1 for grp in groups]
-    # all groups but those built from the per-key leftovers (at most 3 per key, 7 keys -> at most 21 items) share
-    assert sum(not s for s in same) <= 21 // g + 1 and sum(same) >= len(groups) - 6
-    # a plain shuffle of 7 keys would put 4 equal keys together in about 1 group in 343
-    assert Dm.grouped_order(keys, b, g, seed=5) == order and Dm.grouped_order(keys, b, g, seed=6) != order
-    with pytest.raises(ValueError, match="not a multiple of the group size 5"):
-        Dm.grouped_order(keys, b, 5, seed=0)
-
-
-def test_grouped_shard_sampler_slices_like_shard_sampler():
-    keys = [i % 4 for i in range(64)]  # 16 items per key: no leftovers, every group shares its key
-    whole = list(Dm.GroupedShardSampler(keys, 8, 4, seed=2))
-    assert whole == Dm.grouped_order(keys, 8, 4, 2)[:64] and len(whole) == 64
-    assert all(len({keys[i] for i in whole[j:j + 4]}) == 1 for j in range(0, 64, 4))
-    assert len({keys[i] for i in whole}) == 4
-    shards = [list(Dm.GroupedShardSampler(keys, 8, 4, 2, Dm.DistInfo(r, 2))) for r in range(2)]
-    for k in range(8):
-        assert shards[0][k * 4:(k + 1) * 4] + shards[1][k * 4:(k + 1) * 4] == whole[k * 8:(k + 1) * 8]
-
-
 def test_single_process_helpers_are_identities():
     x = torch.randn(3, 2, requires_grad=True)
     assert Dm.gather_cat(x, Dm.SINGLE) is x

@@ -248,23 +248,6 @@ def pretrain_damsm(cfg: Config, device, dataset_root: str | Path, force: bool = 
         return _pretrain_damsm(cfg, device, dataset_root, force, resume, progress, max_batches, info)
 
 
-def _sampler(train_ds, dm, seed: int, info):
-    """One epoch's batches: a plain seeded shuffle, or with ``dm.group_by`` groups of ``dm.group_size`` images
-    that share those attributes (:func:`t2i_lib.train.distributed.grouped_order`)."""
-    from .distributed import GroupedShardSampler, ShardSampler
-
-    if not dm.group_by:
-        return ShardSampler(len(train_ds), dm.batch_size, seed, info)
-    names = dm.group_by.split(",")
-    keys = []
-    for r in train_ds.records:
-        if not isinstance(r.get("attributes"), dict) or any(a not in r["attributes"] for a in names):
-            raise ValueError(f"damsm.group_by={dm.group_by!r} needs every record to carry those attributes; "
-                             f"{r.get('key')!r} has {r.get('attributes')!r}")
-        keys.append(tuple(r["attributes"][a] for a in names))
-    return GroupedShardSampler(keys, dm.batch_size, dm.group_size, seed, info)
-
-
 def _pretrain_damsm(cfg: Config, device, dataset_root: str | Path, force: bool, resume: bool,
                     progress: bool | str, max_batches: int, info) -> dict[str, Any]:
     import torch
@@ -331,7 +314,7 @@ def _pretrain_damsm(cfg: Config, device, dataset_root: str | Path, force: bool, 
     for epoch in range(start_epoch, dm.epochs):
         t0 = time.time()
         train_ds.set_epoch(epoch)
-        sampler = _sampler(train_ds, dm, cfg.run.seed * 100003 + epoch, info)
+        sampler = ShardSampler(len(train_ds), dm.batch_size, cfg.run.seed * 100003 + epoch, info)
         loader = make_loader(train_ds, local_bs, shuffle=False, seed=cfg.run.seed * 100003 + epoch,
                              num_workers=d.num_workers, drop_last=True, pin_memory=device.type == "cuda",
                              sampler=sampler)

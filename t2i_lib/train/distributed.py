@@ -31,7 +31,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -180,48 +179,6 @@ class ShardSampler(torch.utils.data.Sampler):
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed)
         return iter(rank_slices(torch.randperm(self.n, generator=g).tolist(), self.batch_size, self.info))
-
-
-def grouped_order(keys: list, batch_size: int, group_size: int, seed: int) -> list[int]:
-    """A seeded order of ``len(keys)`` items whose consecutive batches of ``batch_size`` are made of groups of
-    ``group_size`` items with equal ``keys[i]`` (hard negatives for a contrastive loss: within a group the key's
-    attributes cannot tell the items apart).  Each key's items are shuffled and cut into groups; the leftovers of
-    all keys, shuffled together, are cut into groups too (mixed keys; a partial one goes last); the groups are
-    shuffled and concatenated.
-    Every item appears once; ``batch_size`` must be a multiple of ``group_size`` so no group straddles two batches.
-    """
-    if group_size < 1 or batch_size % group_size:
-        raise ValueError(f"batch size {batch_size} is not a multiple of the group size {group_size}")
-    rng = np.random.default_rng(int(seed))
-    buckets: dict = {}
-    for i, k in enumerate(keys):
-        buckets.setdefault(k, []).append(i)
-    groups, rest = [], []
-    for k in sorted(buckets, key=repr):  # a fixed bucket order: the result depends on the seed only
-        idx = rng.permutation(buckets[k]).tolist()
-        cut = len(idx) - len(idx) % group_size
-        groups += [idx[j:j + group_size] for j in range(0, cut, group_size)]
-        rest += idx[cut:]
-    rest = rng.permutation(rest).tolist() if rest else []
-    cut = len(rest) - len(rest) % group_size
-    groups += [rest[j:j + group_size] for j in range(0, cut, group_size)]
-    # the one partial group goes last, so that every earlier group starts at a multiple of group_size
-    return [i for g in (groups[j] for j in rng.permutation(len(groups))) for i in g] + rest[cut:]
-
-
-class GroupedShardSampler(ShardSampler):
-    """:class:`ShardSampler` over :func:`grouped_order` instead of a plain permutation (same slicing over ranks;
-    ``batch_size`` and ``group_size`` as there, ``keys`` one hashable per item)."""
-
-    def __init__(self, keys: list, batch_size: int, group_size: int, seed: int, info: DistInfo = SINGLE):
-        super().__init__(len(keys), batch_size, seed, info)
-        if group_size < 1 or batch_size % group_size:
-            raise ValueError(f"batch size {batch_size} is not a multiple of the group size {group_size}")
-        self.keys, self.group_size = list(keys), group_size
-
-    def __iter__(self):
-        return iter(rank_slices(grouped_order(self.keys, self.batch_size, self.group_size, self.seed),
-                                self.batch_size, self.info))
 
 
 def gather_nograd(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
