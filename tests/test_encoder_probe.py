@@ -1,0 +1,76 @@
+"""What DAMSM encoders see of each synthetic attribute: retrieval agreement, linear probes, the probe script."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from t2i_lib import config as C
+from t2i_lib.metrics.encoder_probe import linear_probe, retrieval_agreement
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _one_hot(v, n):
+    return np.eye(n)[np.asarray(v)]
+
+
+def test_retrieval_agreement_oracle_blind_and_hand_computed_chance():
+    rng = np.random.default_rng(0)
+    values = rng.integers(0, 5, 400)
+    owner = np.repeat(np.arange(400), 2)
+    image = _one_hot(values, 5) + 0.01 * rng.standard_normal((400, 5))
+    oracle = _one_hot(values[owner], 5)
+    mentioned = np.ones(800, bool)
+    agree, chance = retrieval_agreement(oracle, owner, image, values, mentioned)
+    assert agree == 1.0 and chance == pytest.approx(sum(np.mean(values == v) ** 2 for v in range(5)))
+    blind, _ = retrieval_agreement(rng.standard_normal((800, 5)), owner, image, values, mentioned)
+    assert abs(blind - chance) < 0.08  # a text side that ignores the attribute retrieves at chance
+    # only captions that state the attribute count; hand-made case: 2 images, values 0 / 1
+    agree, chance = retrieval_agreement(np.array([[1.0, 0], [1.0, 0], [0, 1.0]]), [0, 1, 1],
+                                        np.array([[1.0, 0], [0, 1.0]]), [0, 1], [True, True, False])
+    assert agree == 0.5 and chance == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="no caption states"):
+        retrieval_agreement(oracle, owner, image, values, np.zeros(800, bool))
+
+
+def test_linear_probe_separable_versus_noise():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 4, 600)
+    acc, major = linear_probe(_one_hot(labels, 4) + 0.1 * rng.standard_normal((600, 4)), labels, seed=0)
+    assert acc >= 0.98 and 0.2 < major < 0.4
+    acc, major = linear_probe(rng.standard_normal((600, 16)), labels, seed=0)
+    assert acc < major + 0.12  # nothing to find: about the majority rate
+    with pytest.raises(ValueError, match="at least 8 items"):
+        linear_probe(np.zeros((4, 2)), [0, 1, 0, 1])
+
+
+def test_probe_script_on_a_smoke_damsm(tmp_path):
+    from t2i_lib.data.prepare import ensure_dataset
+    from t2i_lib.train.damsm import damsm_config_for, pretrain_damsm, run_dir_for
+
+    cfg = damsm_config_for(C.resolve("damsm", "smoke", {"run.results_dir": str(tmp_path / "res"),
+                                                        "data.n_images": 120, "damsm.epochs": 1,
+                                                        "damsm.batch_size": 8, "damsm.small_width": 8}))
+    pretrain_damsm(cfg, torch.device("cpu"), ensure_dataset(cfg), max_batches=2)
+    spec = importlib.util.spec_from_file_location("probe_damsm", ROOT / "scripts" / "probe_damsm.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "probe.json"
+    assert mod.main([str(run_dir_for(cfg)), "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["kind"] == "damsm_attribute_probe" and out.with_suffix(".png").stat().st_size > 5000
+    (enc,) = rec["encoders"]
+    assert enc["run_id"] == cfg.run_id and enc["config_hash"] == cfg.hash and enc["split"] == "test"
+    assert set(enc["attributes"]) == {"shape", "colour", "position", "size"}
+    assert enc["n_captions"] > enc["n_images"] > 0
+    for a in enc["attributes"].values():
+        for k in ("retrieval_agreement", "retrieval_chance", "image_probe", "image_probe_majority", "text_probe",
+                  "text_probe_majority"):
+            assert 0.0 <= a[k] <= 1.0
+        assert 0 < a["n_captions_stating"] <= enc["n_captions"]
+    with pytest.raises(SystemExit):
+        mod.main([str(tmp_path / "nothing"), "--out", str(out)])
