@@ -134,3 +134,16 @@ def test_screen_figure_draws_each_run_the_mean_and_chance():
     with pytest.raises(ValueError, match="no runs"):
         lc.screen_figure({"runs": []})
 
+
+def test_screen_figure_adds_a_shape_panel_when_points_carry_it():
+    points = [{"step": 1000 * (i + 1), "attribute_accuracy": 0.5, "attribute_accuracy_chance": 0.185,
+               "attribute_accuracy_per": {"shape": s, "colour": 0.9}, "pixel_colour_accuracy": 0.9,
+               "pixel_position_accuracy": 0.9} for i, s in enumerate([0.21, 0.29, 0.27])]
+    points[1]["attribute_accuracy_per"].pop("shape")  # a point without the attribute is left out
+    fig = lc.screen_figure({"runs": [{"label": "r", "points": points}]})
+    assert len(fig.axes) == 4 and "shape" in fig.axes[1].get_ylabel()
+    lines = {ln.get_label(): ln for ln in fig.axes[1].get_lines()}
+    assert list(lines["r"].get_xdata()) == [1000, 3000]
+    assert list(lines["r"].get_ydata()) == pytest.approx([21, 27])
+    assert list(lines["chance"].get_ydata()) == pytest.approx([20, 20])
+

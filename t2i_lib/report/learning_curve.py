@@ -169,12 +169,23 @@ def combined_figure(cfg: Config) -> Path:
 
 SCREEN_PANELS = (("attribute_accuracy", "attribute accuracy (%)"), ("pixel_colour_accuracy", "colour, pixel judge (%)"),
                  ("pixel_position_accuracy", "position, pixel judge (%)"))
+# drawn when the screen's points carry it (caption-shapes): shape is the attribute the pixel judge cannot see
+SHAPE_PANEL = ("attribute_accuracy_per.shape", "shape, attribute classifier (%)")
+
+
+def _point_value(p: dict, key: str):
+    """``p[key]``, or for ``a.b`` the nested ``p[a][b]``; None when missing."""
+    for part in key.split("."):
+        if not isinstance(p, dict):
+            return None
+        p = p.get(part)
+    return p
 
 
 def screen_figure(screen: dict, title: str = "checkpoint screen", mean: bool = False):
-    """A checkpoint screen (``scripts/screen_checkpoints.py``'s JSON) against training steps: attribute accuracy
-    and the pixel judge's colour and position, one line per screened run (its label), the classifier's pooled
-    chance dashed; with ``mean`` (runs of one setting, e.g. seeds) also their mean at the steps every run reached,
+    """A checkpoint screen (``scripts/screen_checkpoints.py``'s JSON) against training steps: attribute accuracy,
+    the classifier's shape accuracy (when the points carry it) and the pixel judge's colour and position, one line
+    per screened run (its label), chance dashed; with ``mean`` (runs of one setting, e.g. seeds) also their mean at the steps every run reached,
     in black."""
     from .figures import _plt
 
@@ -182,16 +193,19 @@ def screen_figure(screen: dict, title: str = "checkpoint screen", mean: bool = F
     if not runs:
         raise ValueError("the screen has no runs with points")
     plt = _plt()
-    fig, axes = plt.subplots(1, len(SCREEN_PANELS), figsize=(4.2 * len(SCREEN_PANELS), 3.4), squeeze=False)
+    panels = SCREEN_PANELS
+    if any(_point_value(p, SHAPE_PANEL[0]) is not None for r in runs for p in r["points"]):
+        panels = (SCREEN_PANELS[0], SHAPE_PANEL) + SCREEN_PANELS[1:]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
     many = len(runs) > 6  # many runs: thin unlabelled lines, the mean carries the reading
-    for ax, (key, ylabel) in zip(axes[0], SCREEN_PANELS):
+    for ax, (key, ylabel) in zip(axes[0], panels):
         by_step: dict[int, list[float]] = {}
         for r in runs:
-            pts = sorted((p for p in r["points"] if p.get(key) is not None), key=lambda p: p["step"])
-            ax.plot([p["step"] for p in pts], [100 * p[key] for p in pts], marker="o", ms=2.5,
+            pts = sorted((p for p in r["points"] if _point_value(p, key) is not None), key=lambda p: p["step"])
+            ax.plot([p["step"] for p in pts], [100 * _point_value(p, key) for p in pts], marker="o", ms=2.5,
                     lw=0.7 if many else 1.2, alpha=0.45 if many else 1.0, label=None if many else r["label"])
             for p in pts:
-                by_step.setdefault(p["step"], []).append(100 * p[key])
+                by_step.setdefault(p["step"], []).append(100 * _point_value(p, key))
         common = sorted(s for s, v in by_step.items() if len(v) == len(runs))
         if mean and len(runs) > 1 and common:
             ax.plot(common, [sum(by_step[s]) / len(runs) for s in common], color="black", lw=2, marker="s", ms=4,
@@ -201,6 +215,10 @@ def screen_figure(screen: dict, title: str = "checkpoint screen", mean: bool = F
                   if p.get("attribute_accuracy_chance") is not None]
             if ch:
                 ax.axhline(100 * sum(ch) / len(ch), color="grey", ls="--", lw=0.8, label="chance")
+        elif key == SHAPE_PANEL[0]:
+            from ..data.synthetic import N_SHAPES
+
+            ax.axhline(100 / N_SHAPES, color="grey", ls="--", lw=0.8, label="chance")
         ax.set_xlabel("training step")
         ax.set_ylabel(ylabel)
         ax.set_ylim(0, 100)
