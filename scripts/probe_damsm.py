@@ -66,32 +66,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def draw(out: Path, records: list[dict]) -> None:
-    import matplotlib
+    from t2i_lib.report import figures
+    from t2i_lib.report.damsm_report import attribute_probe_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    measures = [("retrieval_agreement", "retrieval_chance", "caption -> image retrieval"),
-                ("image_probe", "image_probe_majority", "linear probe, image feature"),
-                ("text_probe", "text_probe_majority", "linear probe, sentence embedding")]
-    fig, axes = plt.subplots(1, len(records), figsize=(max(7.0, 5.5 * len(records)), 4.0), squeeze=False)
-    for ax, rec in zip(axes[0], records):
-        names = list(rec["attributes"])
-        width = 0.8 / len(measures)
-        for k, (key, chance_key, label) in enumerate(measures):
-            xs = [i + (k - 1) * width for i in range(len(names))]
-            ax.bar(xs, [100 * rec["attributes"][n][key] for n in names], width, label=label)
-            ax.scatter(xs, [100 * rec["attributes"][n][chance_key] for n in names], marker="_", s=120,
-                       color="black", zorder=3, label="chance" if k == 0 else None)
-        ax.set_xticks(range(len(names)), names)
-        ax.set_ylim(0, 100)
-        ax.set_ylabel("% correct on real test images")
-        ax.set_title(f"{rec['run_id']} (seed {rec['damsm_seed']})", fontsize=9)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.13, 1, 1))
-    fig.savefig(out.with_suffix(".png"), dpi=110)
-    plt.close(fig)
+    fig = attribute_probe_figure(records)
+    figures.save(fig, out.with_suffix(".png"))
 
 
 if __name__ == "__main__":

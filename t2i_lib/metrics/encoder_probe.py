@@ -34,7 +34,7 @@ def retrieval_agreement(sentence: "np.ndarray", owner: Sequence[int], image: "np
     owner, values, mentioned = np.asarray(owner), np.asarray(values), np.asarray(mentioned, dtype=bool)
     if not mentioned.any():
         raise ValueError("no caption states the attribute")
-    top = (s[mentioned] @ im.T).argmax(axis=1)
+    top = _top1(s[mentioned], im)
     wanted = values[owner[mentioned]]
     agreement = float((values[top] == wanted).mean())
     img_share = {v: float(np.mean(values == v)) for v in np.unique(values)}
@@ -46,29 +46,32 @@ def retrieval_agreement(sentence: "np.ndarray", owner: Sequence[int], image: "np
 def linear_probe(features: "np.ndarray", labels: Sequence[int], seed: int = 0, steps: int = 300,
                  lr: float = 0.05) -> tuple[float, float]:
     """(held-out accuracy, majority-class rate of the held-out quarter) of a softmax regression on ``features``
-    (L2-normalised here), trained with Adam for ``steps`` full-batch steps on a seeded three quarters."""
-    import torch
-    import torch.nn.functional as F
-
-    x = torch.as_tensor(_normalise(np.asarray(features, dtype=np.float64)), dtype=torch.float32)
-    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    (L2-normalised here), trained with Adam for ``steps`` full-batch steps on a seeded three quarters.  NumPy: the
+    problem is small, and torch's thread pool only adds overhead (and stalls beside other busy processes)."""
+    x = _normalise(np.asarray(features, dtype=np.float64))
+    y = np.asarray(labels, dtype=np.int64)
     n = len(y)
     if n < 8 or len(x) != n:
         raise ValueError(f"need at least 8 items with one label each, got {len(x)} features and {n} labels")
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))
+    order = np.random.default_rng(int(seed)).permutation(n)
     train, test = order[: n * 3 // 4], order[n * 3 // 4:]
     n_cls = int(y.max()) + 1
-    w = torch.zeros(x.shape[1], n_cls, requires_grad=True)
-    b = torch.zeros(n_cls, requires_grad=True)
-    opt = torch.optim.Adam([w, b], lr=lr)
-    for _ in range(steps):
-        opt.zero_grad()
-        F.cross_entropy(x[train] @ w + b, y[train]).backward()
-        opt.step()
-    with torch.no_grad():
-        acc = float(((x[test] @ w + b).argmax(1) == y[test]).float().mean())
-    majority = float(np.bincount(y[test].numpy()).max() / len(test))
-    return acc, majority
+    xt, onehot = np.hstack([x[train], np.ones((len(train), 1))]), np.eye(n_cls)[y[train]]
+    w = np.zeros((x.shape[1] + 1, n_cls))
+    m, v = np.zeros_like(w), np.zeros_like(w)
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    for t in range(1, steps + 1):
+        z = xt @ w
+        z -= z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(axis=1, keepdims=True)
+        g = xt.T @ (p - onehot) / len(train)  # gradient of the mean cross-entropy
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        w -= lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+    pred = (np.hstack([x[test], np.ones((len(test), 1))]) @ w).argmax(axis=1)
+    majority = float(np.bincount(y[test]).max() / len(test))
+    return float((pred == y[test]).mean()), majority
 
 
 def probe_encoders(text_encoder, image_encoder, dataset, device, seed: int = 0,
@@ -96,7 +99,7 @@ def probe_encoders(text_encoder, image_encoder, dataset, device, seed: int = 0,
     sentence = table.numpy()
     owner = np.concatenate([[i] * (offsets[i + 1] - offsets[i]) for i in range(len(recs))]).astype(int)
     mentions = [m for r in recs for m in r["mentions"]]
-    own = (_normalise(sentence) @ _normalise(image).T).argmax(axis=1)
+    own = _top1(_normalise(sentence), _normalise(image))
     out: dict[str, Any] = {"n_images": len(recs), "n_captions": len(owner),
                            "caption_to_own_image_top1": float((own == owner).mean()), "attributes": {}}
     for name in recs[0]["attributes"]:
@@ -116,3 +119,22 @@ def probe_encoders(text_encoder, image_encoder, dataset, device, seed: int = 0,
 
 def _normalise(x: "np.ndarray") -> "np.ndarray":
     return x / np.clip(np.linalg.norm(x, axis=1, keepdims=True), 1e-12, None)
+
+
+def probe_checkpoints(checkpoints: dict[str, dict], dataset, device, seed: int = 0) -> list[dict[str, Any]]:
+    """:func:`probe_encoders` for several DAMSM runs: ``{role: summary}`` where each summary (what
+    :func:`t2i_lib.train.damsm.pretrain_damsm` returns) names its ``best_checkpoint``, ``run_id`` and ``seed``.
+    One record per role, in order, with ``role``, ``run_id`` and ``damsm_seed`` added."""
+    from ..train.damsm import load_encoders
+
+    out = []
+    for role, summary in checkpoints.items():
+        text, image, _ = load_encoders(summary["best_checkpoint"], device)
+        rec = probe_encoders(text, image, dataset, device, seed=seed)
+        out.append({**rec, "role": role, "run_id": summary["run_id"], "damsm_seed": summary["seed"]})
+    return out
+
+
+def _top1(queries: "np.ndarray", keys: "np.ndarray", block: int = 4096) -> "np.ndarray":
+    """Index of the key with the largest dot product for each query, a block of queries at a time."""
+    return np.concatenate([(queries[k:k + block] @ keys.T).argmax(axis=1) for k in range(0, len(queries), block)])

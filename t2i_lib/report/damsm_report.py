@@ -14,7 +14,7 @@ def curves_figure(history: Sequence[dict], title: str = "DAMSM pretraining"):
     plt = figures._plt()
     ep = [h["epoch"] for h in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.4))
-    for key, label in (("train_total", "train"), ("val_total", "validation (test split)")):
+    for key, label in (("train_total", "train"), ("val_total", "validation")):
         if all(key in h for h in history):
             a.plot(ep, [h[key] for h in history], marker="o", ms=3, label=label)
     a.set_xlabel("epoch")
@@ -26,7 +26,7 @@ def curves_figure(history: Sequence[dict], title: str = "DAMSM pretraining"):
     b.plot(ep, rp * 100, marker="o", ms=3, color="#55a868")
     b.fill_between(ep, (rp - sd) * 100, (rp + sd) * 100, color="#55a868", alpha=0.2)
     b.set_xlabel("epoch")
-    b.set_ylabel("R-precision on real test images (%)")
+    b.set_ylabel("R-precision, real validation images (%)")
     b.set_ylim(0, 100)
     b.set_title("retrieval accuracy")
     fig.tight_layout()
@@ -82,4 +82,35 @@ def attention_figure(examples: Sequence[dict], max_words: int = 8):
         for ax in axes[r]:
             ax.axis("off")
     fig.tight_layout()
+    return fig
+
+
+PROBE_MEASURES = (("retrieval_agreement", "retrieval_chance", "caption -> image retrieval"),
+                  ("image_probe", "image_probe_majority", "linear probe, image feature"),
+                  ("text_probe", "text_probe_majority", "linear probe, sentence embedding"))
+
+
+def attribute_probe_figure(records: Sequence[dict]):
+    """One panel per encoder (:func:`t2i_lib.metrics.encoder_probe.probe_encoders` records with ``run_id`` and
+    ``damsm_seed``): per attribute, retrieval agreement and both linear probes as bars, each chance level a black
+    tick."""
+    plt = figures._plt()
+    if not records:
+        raise ValueError("no probe records to draw")
+    fig, axes = plt.subplots(1, len(records), figsize=(max(7.0, 5.5 * len(records)), 4.0), squeeze=False)
+    width = 0.8 / len(PROBE_MEASURES)
+    for ax, rec in zip(axes[0], records):
+        names = list(rec["attributes"])
+        for k, (key, chance_key, label) in enumerate(PROBE_MEASURES):
+            xs = [i + (k - 1) * width for i in range(len(names))]
+            ax.bar(xs, [100 * rec["attributes"][n][key] for n in names], width, label=label)
+            ax.scatter(xs, [100 * rec["attributes"][n][chance_key] for n in names], marker="_", s=120,
+                       color="black", zorder=3, label="chance" if k == 0 else None)
+        ax.set_xticks(range(len(names)), names)
+        ax.set_ylim(0, 100)
+        ax.set_ylabel("% right on real test images")
+        ax.set_title(f"{rec.get('role', rec['run_id'])} (DAMSM seed {rec['damsm_seed']})", fontsize=9)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.13, 1, 1))
     return fig
