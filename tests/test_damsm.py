@@ -142,6 +142,8 @@ def test_pretrain_writes_products_reuses_and_refuses_wrong_vocab(tmp_path):
     assert len(lines) == 2 and all(np.isfinite(json.loads(l)["val_total"]) for l in lines)
     m = json.loads(open(s["metrics_file"]).read())
     assert m["config_hash"] == cfg.hash and 0 <= m["r_precision"] <= 1 and m["encoder"].endswith("best.pt")
+    assert m["device"] == "cpu" and m["torch"] == torch.__version__ and m["torch_threads"] >= 1
+    assert m["world_size"] == 1 and m["wall_seconds"] == s["wall_seconds"] > 0
     assert s["best_epoch"] in (0, 1) and s["selection"]
     assert pretrain_damsm(cfg, torch.device("cpu"), root)["wall_seconds"] == s["wall_seconds"]  # reused
     te, ie, meta = load_encoders(run / "best.pt", "cpu", vocab_hash=s["vocab_hash"])
@@ -176,13 +178,15 @@ def test_smoke_pretraining_learns_well_above_chance(tmp_path):
     from t2i_lib.data.prepare import ensure_dataset
     from t2i_lib.train.damsm import pretrain_damsm
 
+    # lr 0.001, not the reference's 0.002: at 0.002 this tiny run's outcome depends on floating-point order
+    # (0.51 on one machine; 0.175 with two threads and 0.383 with one on an AMD EPYC), at 0.001 it learns steadily
     cfg = _cfg(tmp_path, **{"data.n_images": 600, "damsm.epochs": 10, "damsm.batch_size": 8,
-                            "damsm.small_width": 16, "eval.r_precision_candidates": 10,
+                            "damsm.small_width": 16, "damsm.lr": 0.001, "eval.r_precision_candidates": 10,
                             "eval.r_precision_folds": 4})
     s = pretrain_damsm(cfg, torch.device("cpu"), ensure_dataset(cfg))
     rp = s["r_precision_best"]["r_precision"]
     print("R-precision", rp, [round(h["r_precision"], 3) for h in s["history"]])
-    assert rp >= 0.30  # chance is 0.10 with 10 candidates (measured 0.51 here)
+    assert rp >= 0.30  # chance is 0.10 with 10 candidates (measured 0.425 with one thread, 0.45 with two)
 
 
 def test_validation_split_is_carved_from_train_stratified_and_seeded(tmp_path):

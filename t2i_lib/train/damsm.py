@@ -394,7 +394,11 @@ def _pretrain_damsm(cfg: Config, device, dataset_root: str | Path, force: bool, 
                "seed": cfg.run.seed, "profile": cfg.profile, "dataset": d.dataset, "contrastive": dm.contrastive,
                "encoder": (run_dir / "best.pt").relative_to(results_root).as_posix(), "selection": rule,
                "best_epoch": best["epoch"], "r_precision": best_rp["r_precision"],
-               "r_precision_std": best_rp["r_precision_std"], "protocol": protocol, "config": cfg.to_dict()}
+               "r_precision_std": best_rp["r_precision_std"], "protocol": protocol, "config": cfg.to_dict(),
+               # where and how it trained: retrains of one config can differ (floating-point order of the device,
+               # thread count and process count), so the record says which it was
+               "device": str(device), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+               "world_size": info.world_size, "wall_seconds": summary["wall_seconds"]}
     metrics_path = results_root / "metrics" / f"{cfg.run_id}.json"
     write_json(metrics_path, metrics)
     summary["metrics_file"] = str(metrics_path)
