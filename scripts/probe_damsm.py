@@ -28,12 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from t2i_lib import __version__
-    from t2i_lib.config import from_dict
+    from t2i_lib.config import load_config
     from t2i_lib.data.dataset import CaptionDataset
     from t2i_lib.data.prepare import ensure_dataset
-    from t2i_lib.metrics.encoder_probe import probe_encoders
-    from t2i_lib.train.checkpoint import load
-    from t2i_lib.train.damsm import load_encoders
+    from t2i_lib.metrics.encoder_probe import probe_checkpoint
     from t2i_lib.utils.io import write_json
 
     if a.threads > 0:
@@ -41,23 +39,16 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(a.device)
     records = []
     for run in a.runs:
-        path = run / "best.pt"
-        if not path.is_file():
-            ap.error(f"{run}: no best.pt (is it a finished DAMSM run folder?)")
-        ckpt = load(path, expect={"kind": "damsm"})
-        cfg = from_dict(ckpt["config"])
+        if not (run / "best.pt").is_file() or not (run / "config.json").is_file():
+            ap.error(f"{run}: no best.pt and config.json (is it a finished DAMSM run folder?)")
+        cfg = load_config(run / "config.json")
         if cfg.data.dataset not in ("caption-shapes", "caption-scenes"):
             ap.error(f"{run}: trained on {cfg.data.dataset}; the probe needs a synthetic dataset with attributes")
-        root = ensure_dataset(cfg)
-        text, image, meta = load_encoders(path, device)
-        test = CaptionDataset(root, "test", (cfg.data.image_size,), 1, cfg.data.max_words, "truncate", cfg.run.seed)
-        rec = probe_encoders(text, image, test, device, seed=cfg.eval.eval_seed)
-        rec.update({"run_id": cfg.run_id, "config_hash": cfg.hash, "damsm_seed": cfg.damsm.seed,
-                    "encoder_epoch": meta.get("epoch"), "dataset": cfg.data.dataset, "split": "test",
-                    "validation_r_precision": (ckpt.get("best") or {}).get("r_precision")})
-        del ckpt
+        test = CaptionDataset(ensure_dataset(cfg), "test", (cfg.data.image_size,), 1, cfg.data.max_words, "truncate",
+                              cfg.run.seed)
+        rec = probe_checkpoint(run / "best.pt", test, device)
         records.append(rec)
-        print(cfg.run_id, {k: round(v["retrieval_agreement"], 3) for k, v in rec["attributes"].items()})
+        print(rec["run_id"], {k: round(v["retrieval_agreement"], 3) for k, v in rec["attributes"].items()})
     write_json(a.out, {"kind": "damsm_attribute_probe", "lib_version": __version__,
                        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "encoders": records})
     draw(a.out, records)

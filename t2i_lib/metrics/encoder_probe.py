@@ -79,27 +79,17 @@ def probe_encoders(text_encoder, image_encoder, dataset, device, seed: int = 0,
     """Per attribute of ``dataset`` (a synthetic CaptionDataset with ``attributes`` and ``mentions`` per record):
     retrieval agreement and both linear probes, each with its chance level, plus the caption -> own-image top-1
     rate.  Every caption of every image is used."""
-    import torch
-
-    from .r_precision import sentence_table
+    from .r_precision import real_image_codes, sentence_table
 
     recs = dataset.records
     if not recs or not isinstance(recs[0].get("attributes"), dict) or recs[0].get("mentions") is None:
         raise ValueError("probe_encoders needs a synthetic dataset whose records carry attributes and mentions")
     table, offsets = sentence_table(text_encoder, dataset, device, seed=seed)
-    was_training = image_encoder.training
-    image_encoder.eval()
-    codes = []
-    with torch.no_grad():
-        for k in range(0, len(dataset), batch_size):
-            imgs = torch.stack([dataset.load_and_transform(i)[-1] for i in range(k, min(len(dataset), k + batch_size))])
-            codes.append(image_encoder(imgs.to(device))[1].float().cpu())
-    image_encoder.train(was_training)
-    image = torch.cat(codes).numpy()
-    sentence = table.numpy()
+    image = _normalise(real_image_codes(image_encoder, dataset, device, batch_size).numpy().astype(np.float64))
+    sentence = _normalise(table.numpy().astype(np.float64))
     owner = np.concatenate([[i] * (offsets[i + 1] - offsets[i]) for i in range(len(recs))]).astype(int)
     mentions = [m for r in recs for m in r["mentions"]]
-    own = _top1(_normalise(sentence), _normalise(image))
+    own = _top1(sentence, image)
     out: dict[str, Any] = {"n_images": len(recs), "n_captions": len(owner),
                            "caption_to_own_image_top1": float((own == owner).mean()), "attributes": {}}
     for name in recs[0]["attributes"]:
@@ -121,18 +111,22 @@ def _normalise(x: "np.ndarray") -> "np.ndarray":
     return x / np.clip(np.linalg.norm(x, axis=1, keepdims=True), 1e-12, None)
 
 
-def probe_checkpoints(checkpoints: dict[str, dict], dataset, device, seed: int = 0) -> list[dict[str, Any]]:
-    """:func:`probe_encoders` for several DAMSM runs: ``{role: summary}`` where each summary (what
-    :func:`t2i_lib.train.damsm.pretrain_damsm` returns) names its ``best_checkpoint``, ``run_id`` and ``seed``.
-    One record per role, in order, with ``role``, ``run_id`` and ``damsm_seed`` added."""
+def probe_checkpoint(path, dataset, device, role: str = "") -> dict[str, Any]:
+    """:func:`probe_encoders` for one DAMSM checkpoint (``best.pt`` of a pretraining run) on ``dataset``, seeded by
+    the checkpoint's ``eval.eval_seed``; the record also names the run (``run_id``, ``config_hash``,
+    ``damsm_seed``, ``encoder_epoch``, the validation R-precision that selected it) and ``role`` when given."""
+    from ..config import from_dict
     from ..train.damsm import load_encoders
 
-    out = []
-    for role, summary in checkpoints.items():
-        text, image, _ = load_encoders(summary["best_checkpoint"], device)
-        rec = probe_encoders(text, image, dataset, device, seed=seed)
-        out.append({**rec, "role": role, "run_id": summary["run_id"], "damsm_seed": summary["seed"]})
-    return out
+    text, image, meta = load_encoders(path, device)
+    cfg = from_dict(meta["config"])
+    rec = probe_encoders(text, image, dataset, device, seed=cfg.eval.eval_seed)
+    rec.update({"run_id": cfg.run_id, "config_hash": cfg.hash, "damsm_seed": cfg.damsm.seed,
+                "encoder_epoch": meta.get("epoch"), "dataset": cfg.data.dataset, "split": dataset.split,
+                "validation_r_precision": (meta.get("best") or {}).get("r_precision")})
+    if role:
+        rec["role"] = role
+    return rec
 
 
 def _top1(queries: "np.ndarray", keys: "np.ndarray", block: int = 4096) -> "np.ndarray":

@@ -134,6 +134,25 @@ def r_precision(img_codes, item_index: Sequence[int], caption_index: Sequence[in
     return out
 
 
+def real_image_codes(image_encoder, dataset, device, batch_size: int = 64, progress: bool = False):
+    """The DAMSM global feature (CPU float tensor N x D) of every real image of ``dataset`` (a CaptionDataset), in
+    evaluation mode, in batches of ``batch_size``; the encoder's train/eval mode is restored afterwards."""
+    import torch
+
+    from ..utils.logging import progress as bar
+
+    n = len(dataset)
+    was_training = image_encoder.training
+    image_encoder.eval()
+    codes = []
+    with torch.no_grad():
+        for k in bar(range(0, n, batch_size), enabled=progress, desc="DAMSM image features"):
+            imgs = torch.stack([dataset.load_and_transform(i)[-1] for i in range(k, min(n, k + batch_size))])
+            codes.append(image_encoder(imgs.to(device))[1].float().cpu())
+    image_encoder.train(was_training)
+    return torch.cat(codes)
+
+
 def real_image_r_precision(text_encoder, image_encoder, dataset, device, n_candidates: int = 100,
                            n_folds: int = 10, seed: int = 0, batch_size: int = 64, off_by_one: bool = False,
                            encoder_name: str = "", progress: bool = False) -> dict[str, Any]:
@@ -141,22 +160,11 @@ def real_image_r_precision(text_encoder, image_encoder, dataset, device, n_candi
 
     ``dataset`` is a CaptionDataset (no augmentation); its image size feeds the image encoder.
     """
-    import torch
-
-    from ..utils.logging import progress as bar
-
     table, offsets = sentence_table(text_encoder, dataset, device, seed=seed)
     n = len(dataset)
     caps = np.array([int(item_rng(seed, 31, i).integers(len(r["tokens"]))) for i, r in enumerate(dataset.records)])
-    was_training = image_encoder.training
-    image_encoder.eval()
-    codes = []
-    with torch.no_grad():
-        for k in bar(range(0, n, batch_size), enabled=progress, desc="R-precision features"):
-            imgs = torch.stack([dataset.load_and_transform(i)[-1] for i in range(k, min(n, k + batch_size))])
-            codes.append(image_encoder(imgs.to(device))[1].float().cpu())
-    image_encoder.train(was_training)
-    out = r_precision(torch.cat(codes), np.arange(n), caps, table, offsets, dataset.class_ids, n_candidates,
+    codes = real_image_codes(image_encoder, dataset, device, batch_size, progress)
+    out = r_precision(codes, np.arange(n), caps, table, offsets, dataset.class_ids, n_candidates,
                       n_folds, seed, off_by_one)
     out.update({"encoder": encoder_name, "queries": "real", "split": dataset.split})
     return out

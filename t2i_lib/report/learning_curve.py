@@ -185,8 +185,8 @@ def _point_value(p: dict, key: str):
 def screen_figure(screen: dict, title: str = "checkpoint screen", mean: bool = False):
     """A checkpoint screen (``scripts/screen_checkpoints.py``'s JSON) against training steps: attribute accuracy,
     the classifier's shape accuracy (when the points carry it) and the pixel judge's colour and position, one line
-    per screened run (its label), chance dashed; with ``mean`` (runs of one setting, e.g. seeds) also their mean at the steps every run reached,
-    in black."""
+    per screened run (its label), chance dashed; with ``mean`` (runs of one setting, e.g. seeds) also their mean
+    at the steps every run reached, in black."""
     from .figures import _plt
 
     runs = [r for r in screen.get("runs", []) if r.get("points")]
@@ -201,11 +201,11 @@ def screen_figure(screen: dict, title: str = "checkpoint screen", mean: bool = F
     for ax, (key, ylabel) in zip(axes[0], panels):
         by_step: dict[int, list[float]] = {}
         for r in runs:
-            pts = sorted((p for p in r["points"] if _point_value(p, key) is not None), key=lambda p: p["step"])
-            ax.plot([p["step"] for p in pts], [100 * _point_value(p, key) for p in pts], marker="o", ms=2.5,
+            pts = sorted((p["step"], 100 * v) for p in r["points"] if (v := _point_value(p, key)) is not None)
+            ax.plot([s for s, _ in pts], [v for _, v in pts], marker="o", ms=2.5,
                     lw=0.7 if many else 1.2, alpha=0.45 if many else 1.0, label=None if many else r["label"])
-            for p in pts:
-                by_step.setdefault(p["step"], []).append(100 * _point_value(p, key))
+            for step, v in pts:
+                by_step.setdefault(step, []).append(v)
         common = sorted(s for s, v in by_step.items() if len(v) == len(runs))
         if mean and len(runs) > 1 and common:
             ax.plot(common, [sum(by_step[s]) / len(runs) for s in common], color="black", lw=2, marker="s", ms=4,

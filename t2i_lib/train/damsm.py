@@ -168,7 +168,8 @@ def load_encoders(path: str | Path, device, vocab_hash: str | None = None, freez
     if freeze_them:
         freeze(text)
         freeze(image)
-    meta = {k: ckpt[k] for k in ("epoch", "config_hash", "vocab_hash", "lib_version", "selection") if k in ckpt}
+    meta = {k: ckpt[k] for k in ("epoch", "config_hash", "vocab_hash", "lib_version", "selection", "config", "best")
+            if k in ckpt}
     meta["path"] = str(path)
     return text, image, meta
 
