@@ -138,6 +138,8 @@ class TrainConfig:
     adam: str = "default"                # default | foreach | fused (same update, fewer kernel launches)
     magp_weight: float = 2.0             # MA-GP k (SSA-GAN/DF-GAN)
     magp_power: float = 6.0              # MA-GP p
+    attribute_negatives: bool = False    # SSA-GAN on caption-shapes: D's mismatched pairs also pair each real image
+    #                                      with a caption wrong in exactly one attribute (docs/method.md)
     ema: bool = False
     ema_decay: float = 0.999
     ckpt_every: int = 1000               # steps
@@ -494,6 +496,10 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"model.ngf must be even for {m.family} (GLU halves channels), got {m.ngf}")
     if e.r_precision_candidates < 2:
         raise ConfigError("eval.r_precision_candidates must be >= 2 (1 true + mismatched)")
+    if t.attribute_negatives and (m.family != "ssagan" or d.dataset != "caption-shapes"):
+        raise ConfigError("train.attribute_negatives=True is implemented for model.family='ssagan' on "
+                          f"data.dataset='caption-shapes' (it needs per-image attributes), got {m.family!r} on "
+                          f"{d.dataset!r}")
     return cfg
 
 
@@ -548,6 +554,9 @@ NON_SEMANTIC_KEYS = ("run.device", "run.progress", "run.results_dir", "run.threa
 # it validates with; a GAN run reads everything but the evaluation protocol (metrics carry their own eval hash),
 # except the seed of its fixed-noise sample grids.  So changing e.g. demo's GAN epochs keeps the pretrained DAMSM,
 # and changing eval.n_samples re-evaluates without retraining.
+# Fields added after runs were committed: hashed only when they differ from the value given here (the behaviour
+# before they existed), so every earlier run keeps its id.
+HASHED_WHEN_SET = {"train.attribute_negatives": False}
 DAMSM_EVAL_KEYS = ("r_precision_candidates", "r_precision_folds", "eval_seed")
 GAN_EVAL_KEYS = ("eval_seed",)
 
@@ -557,6 +566,10 @@ def config_hash(cfg: Config) -> str:
     for key in NON_SEMANTIC_KEYS:
         sect, name = key.split(".")
         d[sect].pop(name, None)
+    for key, old in HASHED_WHEN_SET.items():
+        sect, name = key.split(".")
+        if d[sect].get(name) == old:
+            d[sect].pop(name, None)
     if cfg.experiment in ("damsm", "damsm_cl"):
         d = {"experiment": d["experiment"], "profile": d["profile"], "data": d["data"], "damsm": d["damsm"],
              "run": d["run"], "eval": {k: d["eval"][k] for k in DAMSM_EVAL_KEYS}}

@@ -152,6 +152,21 @@ def test_the_four_arms_see_identical_batches_and_noise(setup, monkeypatch):
     assert not _same(runs["both"][1], base_state)  # the weights do matter when they are not 0
 
 
+def test_attribute_negatives_change_only_the_mismatched_term(setup, monkeypatch):
+    """train.attribute_negatives: the same images, captions and noise; step 1's real and fake D terms are the
+    same (same initial weights), the mismatched term is not (it averages over the extra pairs), and the run
+    trains."""
+    seen, _ = _record_steps(setup, monkeypatch, "ssagan_baseline")
+    seen_neg, _ = _record_steps(setup, monkeypatch, "ssagan_baseline", **{"train.attribute_negatives": True})
+    assert _same(seen_neg, seen)
+    plain = _losses(setup, "ssagan_baseline")
+    neg = _losses(setup, "ssagan_baseline", **{"train.attribute_negatives": True})
+    assert neg[0]["d_real"] == pytest.approx(plain[0]["d_real"], rel=1e-6)
+    assert neg[0]["d_fake"] == pytest.approx(plain[0]["d_fake"], rel=1e-6)
+    assert neg[0]["d_mis"] != pytest.approx(plain[0]["d_mis"], rel=1e-6)
+    assert all(math.isfinite(r["d_mis"]) for r in neg) and len(neg) == 3
+
+
 def test_single_caption_reference_baseline_is_its_own_arm():
     cfg = C.resolve("ssagan_baseline1cap", "smoke")
     assert cfg.captions_per_sample == 1 and cfg.train.caption_sets == "auto"

@@ -304,6 +304,9 @@ def validation_indices(train_records: Sequence[dict], fraction: float, seed: int
     return np.sort(np.asarray(order[offset::k], dtype=np.int64))
 
 
+_NEGATIVE_STREAM = 7919  # extra key of the random stream of attribute negatives
+
+
 class CaptionDataset:
     """A ``torch.utils.data.Dataset`` over one split of a canonical dataset.
 
@@ -324,13 +327,16 @@ class CaptionDataset:
         caption_index: fix the caption served (evaluation); None draws one at random.
         val_fraction: > 0 carves a validation split out of "train" (:func:`validation_indices`, seeded by
             ``val_seed``): ``split="train"`` then serves the rest and ``split="val"`` the carved items.
+        attribute_negatives: every item also carries ``caption_neg`` / ``cap_len_neg``: a caption of another image
+            of the split that differs from this one in exactly one attribute, which that caption states (see
+            :meth:`attribute_negative`).  Needs records with ``attributes`` and ``mentions`` (caption-shapes).
     """
 
     def __init__(self, root: str | Path, split: str = "train", image_sizes: Sequence[int] = (64,),
                  captions_per_sample: int = 1, max_words: int = 18, long_caption_mode: str = "subsample",
                  seed: int = 0, random_crop: bool = False, random_flip: bool = False,
                  on_bad_image: str = "raise", caption_index: int | None = None, val_fraction: float = 0.0,
-                 val_seed: int = 0):
+                 val_seed: int = 0, attribute_negatives: bool = False):
         if split not in SPLITS + (VAL_SPLIT,):
             raise ValueError(f"split must be one of {SPLITS + (VAL_SPLIT,)}, got {split!r}")
         if split == VAL_SPLIT and not 0 < val_fraction < 1:
@@ -368,6 +374,7 @@ class CaptionDataset:
         self.epoch = 0
         self.bad_keys: list[str] = []
         self.attribute_schema: dict[str, list[str]] | None = self.manifest.get("attributes")
+        self._neighbours = self._one_attribute_neighbours() if attribute_negatives else None
 
     # ---- bookkeeping ------------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -384,6 +391,47 @@ class CaptionDataset:
     @property
     def class_ids(self) -> np.ndarray:
         return np.array([r["class_id"] for r in self.records], dtype=np.int64)
+
+    def _one_attribute_neighbours(self) -> dict[str, dict[tuple, list[int]]]:
+        """For each attribute, the split's items grouped by the values of all *other* attributes: the items of an
+        item's group that differ from it differ in exactly that attribute."""
+        names = list(self.attribute_schema or ())
+        if not names or any("attributes" not in r or "mentions" not in r for r in self.records):
+            raise DataError(f"{self.root}: attribute negatives need records with 'attributes' and 'mentions' "
+                            "(the caption-shapes dataset)")
+        groups: dict[str, dict[tuple, list[int]]] = {a: {} for a in names}
+        for i, r in enumerate(self.records):
+            for a in names:
+                groups[a].setdefault(tuple(r["attributes"][b] for b in names if b != a), []).append(i)
+        return groups
+
+    def attribute_negative(self, index: int, rng: np.random.Generator) -> tuple[int, int, str]:
+        """``(other index, caption index, attribute)``: a caption that is wrong for item ``index`` in exactly one
+        attribute.  The attribute is drawn uniformly among those for which the split has an image that differs
+        from this one only there and a caption of it that states the attribute; then such an image and caption
+        are drawn uniformly.  Where no attribute has one (a tiny split), an image of another class (another shape
+        or colour, which every caption states) and any of its captions."""
+        if self._neighbours is None:
+            raise RuntimeError("the dataset was made without attribute_negatives=True")
+        rec = self.records[index]
+        names = list(self.attribute_schema)
+        options = []
+        for a in names:
+            key = tuple(rec["attributes"][b] for b in names if b != a)
+            cands = [(j, c) for j in self._neighbours[a][key]
+                     if self.records[j]["attributes"][a] != rec["attributes"][a]
+                     for c, m in enumerate(self.records[j]["mentions"]) if a in m]
+            if cands:
+                options.append((a, cands))
+        if options:
+            a, cands = options[int(rng.integers(len(options)))]
+            j, c = cands[int(rng.integers(len(cands)))]
+            return j, c, a
+        others = [j for j, r in enumerate(self.records) if r["class_id"] != rec["class_id"]]
+        if not others:
+            raise DataError(f"{self.root}: split {self.split!r} has a single class: no negative caption exists")
+        j = others[int(rng.integers(len(others)))]
+        return j, int(rng.integers(len(self.records[j]["tokens"]))), "class"
 
     # ---- items ------------------------------------------------------------------------------------------------
     def image_path(self, index: int) -> Path:
@@ -467,6 +515,12 @@ class CaptionDataset:
             item["cap_idx" + sfx] = c
         if "attributes" in rec:
             item["attributes"] = {k: int(v) for k, v in rec["attributes"].items()}
+        if self._neighbours is not None:  # its own random stream: the draws above are the same with or without it
+            neg_rng = item_rng(self.seed, self.epoch, index, _NEGATIVE_STREAM)
+            j, c, _ = self.attribute_negative(index, neg_rng)
+            ids, n = self.encode_caption(j, c, neg_rng)
+            item["caption_neg"] = torch.from_numpy(ids)
+            item["cap_len_neg"] = n
         return item
 
 

@@ -58,3 +58,28 @@ def publish_samples(summary: dict, dest: str | Path) -> Path:
 def sample_captions(summary: dict) -> list[str]:
     """The captions of the sample grid, in row-major order."""
     return json.loads((Path(summary["sample_grid"]).parent / "captions.json").read_text())
+
+
+def discriminator_probe_figure(records, labels=None):
+    """Bars per attribute, one per probed checkpoint (:func:`t2i_lib.metrics.discriminator_probe.probe_gan_checkpoint`
+    records): how often the discriminator scores a real image higher with its own caption than with one wrong in
+    that attribute, the same-attributes control beside them, 50 % (a blind head) as a dashed line."""
+    plt = figures._plt()
+    if not records:
+        raise ValueError("no discriminator probe records to draw")
+    labels = list(labels) if labels else [f"{r['run_id']} @ {r['step']}" for r in records]
+    names = list(records[0]["attributes"]) + ["control"]
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.6 * len(names) * max(1, len(records)) / 2), 4.0))
+    width = 0.8 / len(records)
+    for k, (rec, label) in enumerate(zip(records, labels)):
+        vals = [rec["attributes"][n]["own_beats_other"] for n in names[:-1]] + [rec["control"]["own_beats_other"]]
+        xs = [i + (k - (len(records) - 1) / 2) * width for i in range(len(names))]
+        ax.bar(xs, [math.nan if v is None else 100 * v for v in vals], width, label=label)
+    ax.axhline(50, color="black", linestyle="--", linewidth=1, label="blind to the attribute (50 %)")
+    ax.set_xticks(range(len(names)), [n if n != "control" else "control:\nsame attributes" for n in names])
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("% own caption scored higher\n(real test images)")
+    ax.set_title("Does the discriminator's conditional head see the attribute?", fontsize=10)
+    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, -0.45), ncol=2, frameon=False)
+    fig.tight_layout()
+    return fig

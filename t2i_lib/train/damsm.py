@@ -37,7 +37,7 @@ from typing import Any
 
 from .. import __version__, paths
 from ..config import Config, resolve
-from ..utils.io import write_json
+from ..utils.io import file_sha256, write_json
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +171,7 @@ def load_encoders(path: str | Path, device, vocab_hash: str | None = None, freez
     meta = {k: ckpt[k] for k in ("epoch", "config_hash", "vocab_hash", "lib_version", "selection", "config", "best")
             if k in ckpt}
     meta["path"] = str(path)
+    meta["sha256"] = file_sha256(path)  # which weights: retrains of one config differ (floating-point order)
     return text, image, meta
 
 

@@ -263,7 +263,8 @@ def _train_gan(cfg: Config, device, dataset_root: str | Path, force: bool, resum
         torch.set_num_threads(cfg.run.threads)
     sizes = fam.image_sizes(cfg)
     train_ds = CaptionDataset(dataset_root, "train", sizes, n_caps, d.max_words, d.long_caption_mode, cfg.run.seed,
-                              d.random_crop, d.random_flip, d.on_bad_image)
+                              d.random_crop, d.random_flip, d.on_bad_image,
+                              attribute_negatives=t.attribute_negatives)
     test_ds = CaptionDataset(dataset_root, "test", sizes, 1, d.max_words, "truncate", cfg.run.seed)
     enc_path = encoder_path(cfg)
     text_enc, image_enc, enc_meta = load_encoders(enc_path, device, vocab_hash=train_ds.vocab.hash)

@@ -1,6 +1,7 @@
 """The SSA-GAN family: build (generator + discriminator from the config), sampling, D heads and the training step.
 
-One iteration (docs/method.md#ssa-gan-step): D hinge step with mismatched captions, MA-GP step, then the G step
+One iteration (docs/method.md#ssa-gan-step): D hinge step with mismatched captions (the next image's caption, plus
+with ``train.attribute_negatives`` a caption wrong in one attribute per real image), MA-GP step, then the G step
 (hinge + the encoder terms of :func:`t2i_lib.train.step.encoder_terms`), each summed over the caption sets.
 """
 
@@ -28,13 +29,21 @@ def generate(G, z, sent, words=None, word_mask=None):
     return G(z, sent)
 
 
-def heads(D, x, sents, mismatch: bool = False):
+def heads(D, x, sents, mismatch: bool = False, negatives=None):
     """The D forward of the D step: conditional logits of ``x`` for each sentence batch in ``sents`` and, with
     ``mismatch``, the logits of the mismatched pairs (image i with the caption of image i + 1 of the global
-    batch).  Returns ``(logits per sentence batch, mismatched logits per sentence batch)``."""
+    batch), followed, when ``negatives`` (one sentence per image of ``x``) is given, by those of each image with
+    its negative caption (``train.attribute_negatives``).  Returns ``(logits per sentence batch, mismatched
+    logits per sentence batch)``."""
     feat = D(x)
     cond = [D.cond_logits(feat, s) for s in sents]
-    return cond, mismatched(D, feat, sents) if mismatch else []
+    if not mismatch:
+        return cond, []
+    mis = mismatched(D, feat, sents)
+    if negatives is not None:
+        neg = D.cond_logits(feat, negatives)
+        mis = [neg if m is None else torch.cat([m, neg]) for m in mis]
+    return cond, mis
 
 
 def step(ctx: GanContext, batch: dict, step: int) -> dict[str, torch.Tensor]:
@@ -48,6 +57,9 @@ def step(ctx: GanContext, batch: dict, step: int) -> dict[str, torch.Tensor]:
     sets = caption_sets(batch, dev)
     with torch.no_grad():
         sets_emb = [(*ctx.text_enc(c, l), l) for c, l in sets]  # (words, sent, lens)
+        neg = None  # train.attribute_negatives: captions wrong in one attribute, one per real image
+        if "caption_neg" in batch:
+            neg = ctx.text_enc(batch["caption_neg"].to(dev), batch["cap_len_neg"].to(dev))[1]
     zs = noise_for_sets(cfg, real.shape[0], cfg.model.z_dim, step, sets, dev, ctx.info)
     heads = ctx.d_heads  # the D step's forwards: through DDP under torchrun
     logits = lambda x, s: D.cond_logits(D(x), s)  # noqa: E731  (G step: the plain, frozen D)
@@ -57,7 +69,7 @@ def step(ctx: GanContext, batch: dict, step: int) -> dict[str, torch.Tensor]:
         fakes = [G(z, s) for z, (_, s, _) in zip(zs, sets_emb)]
 
         # --- D: hinge with mismatched captions, then MA-GP -------------------------------------------------
-        real_logits, mis_logits = heads(real, [s for _, s, _ in sets_emb], True)
+        real_logits, mis_logits = heads(real, [s for _, s, _ in sets_emb], True, negatives=neg)
         for k, ((_, s, _), fake) in enumerate(zip(sets_emb, fakes)):
             (fake_logits,), _ = heads(fake.detach(), [s])
             terms = hinge_d(real_logits[k], fake_logits, mis_logits[k])

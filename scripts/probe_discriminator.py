@@ -1,0 +1,61 @@
+"""What SSA-GAN discriminators see of each attribute of a synthetic dataset: on real test images, how often the
+conditional head scores an image higher with its own caption than with a caption wrong in exactly one attribute
+(:func:`t2i_lib.metrics.discriminator_probe.discriminator_attribute_probe`), one record per checkpoint, and a bar
+chart beside the JSON (FILE.png).
+
+    python scripts/probe_discriminator.py CKPT [CKPT ...] [--label TEXT ...] --out FILE.json
+
+50 % is a head blind to the attribute: the generator then gets no gradient towards drawing it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoints", nargs="+", type=Path, help="SSA-GAN checkpoints (runs/<id>/checkpoints/*.pt)")
+    ap.add_argument("--label", action="append", default=[], help="one per checkpoint, in order (figure legend)")
+    ap.add_argument("--out", type=Path, required=True, help="JSON file to write (the figure goes beside it)")
+    ap.add_argument("--n-images", type=int, default=1200, help="test images probed (default 1200)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
+    a = ap.parse_args(argv)
+    if a.label and len(a.label) != len(a.checkpoints):
+        ap.error(f"{len(a.label)} --label for {len(a.checkpoints)} checkpoints: give one per checkpoint or none")
+    missing = [str(p) for p in a.checkpoints if not p.is_file()]
+    if missing:
+        ap.error(f"no such checkpoint: {', '.join(missing)}")
+    import torch
+
+    from t2i_lib import __version__
+    from t2i_lib.metrics.discriminator_probe import probe_gan_checkpoint
+    from t2i_lib.report import figures
+    from t2i_lib.report.gan_report import discriminator_probe_figure
+    from t2i_lib.utils.io import write_json
+
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
+    records = []
+    for i, path in enumerate(a.checkpoints):
+        rec = probe_gan_checkpoint(path, torch.device(a.device), a.n_images)
+        rec["label"] = a.label[i] if a.label else f"{rec['run_id']} @ {rec['step']}"
+        records.append(rec)
+        print(rec["label"], {k: v["own_beats_other"] for k, v in rec["attributes"].items()},
+              "control", rec["control"]["own_beats_other"])
+    write_json(a.out, {"kind": "discriminator_attribute_probe", "lib_version": __version__,
+                       "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "checkpoints": records})
+    figures.save(discriminator_probe_figure(records, [r["label"] for r in records]), a.out.with_suffix(".png"))
+    print(a.out, a.out.with_suffix(".png"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

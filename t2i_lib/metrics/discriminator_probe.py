@@ -1,0 +1,121 @@
+"""What an SSA-GAN discriminator's conditional head sees of each attribute of a synthetic dataset.
+
+A conditional GAN's generator learns an attribute only if its discriminator penalises a wrong one.  The probe asks
+the trained discriminator directly, on real test images: for each image and each attribute, does it score the
+image higher with one of the image's own captions than with a caption of another test image that differs from it
+in exactly that attribute (and states it)?  ``own_beats_other`` is that fraction (ties count half): 0.5 is a head
+blind to the attribute, 1.0 one that always prefers the true caption.  A control pairs each image with a caption of another
+image with the *same* attributes: a head that reads the attributes (and not the wording) scores about 0.5 there.
+
+    probe = discriminator_attribute_probe(D, text_encoder, test_dataset, device)
+    probe["attributes"]["shape"]["own_beats_other"]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CONTROL = "same attributes"
+
+
+def _sentences(text_encoder, dataset, pairs, device, batch_size: int):
+    """Sentence embeddings of (image index, caption index) pairs."""
+    import torch
+
+    out = []
+    for s in range(0, len(pairs), batch_size):
+        caps, lens = zip(*[dataset.encode_caption(int(i), int(c)) for i, c in pairs[s:s + batch_size]])
+        with torch.no_grad():
+            out.append(text_encoder(torch.from_numpy(np.stack(caps)).to(device), torch.tensor(lens).to(device))[1])
+    return torch.cat(out)
+
+
+def discriminator_attribute_probe(D, text_encoder, dataset, device, n_images: int = 1200, seed: int = 0,
+                                  batch_size: int = 200) -> dict[str, Any]:
+    """Per attribute (and for the same-attributes control): ``n`` images with a partner caption,
+    ``own_beats_other``, and the mean logits with the own and the partner caption.
+
+    ``D`` has ``D(images) -> features`` and ``D.cond_logits(features, sentences)`` (the SSA-GAN discriminator);
+    ``dataset`` is a :class:`~t2i_lib.data.dataset.CaptionDataset` at D's image size.  The first ``n_images``
+    items are probed and their partners are drawn among them; captions are drawn from a generator seeded by
+    ``seed``."""
+    import torch
+
+    if not dataset.attribute_schema:
+        raise ValueError("the discriminator probe needs a dataset with attributes (caption-shapes)")
+    n = min(int(n_images), len(dataset))
+    if n < 2:
+        raise ValueError(f"the probe needs at least 2 images, got {n}")
+    rng = np.random.default_rng(seed)
+    names = list(dataset.attribute_schema)
+    own = [(i, int(rng.integers(len(dataset.records[i]["tokens"])))) for i in range(n)]
+    # Partners among the probed images only, so that the probe is the same whatever the split's size.
+    A = np.array([[dataset.records[i]["attributes"][a] for a in names] for i in range(n)])
+    partners: dict[str, list[tuple[int, int, int]]] = {}  # name -> (image, partner image, partner caption)
+    for i in range(n):
+        same = np.flatnonzero(np.all(A == A[i], axis=1))
+        same = same[same != i]
+        if len(same):
+            j = int(same[rng.integers(len(same))])
+            partners.setdefault(CONTROL, []).append((i, j, int(rng.integers(len(dataset.records[j]["tokens"])))))
+        for k, a in enumerate(names):
+            rest = np.delete(np.arange(len(names)), k)
+            differs = np.flatnonzero(np.all(A[:, rest] == A[i, rest], axis=1) & (A[:, k] != A[i, k]))
+            cands = [(int(j), c) for j in differs for c, m in enumerate(dataset.records[j]["mentions"]) if a in m]
+            if cands:
+                j, c = cands[int(rng.integers(len(cands)))]
+                partners.setdefault(a, []).append((i, j, c))
+    was_training = D.training
+    D.eval()
+    try:
+        with torch.no_grad():
+            feats = torch.cat([D(torch.stack([dataset.load_and_transform(i, 0)[-1]
+                                              for i in range(s, min(s + batch_size, n))]).to(device))
+                               for s in range(0, n, batch_size)])
+            own_logits = D.cond_logits(feats, _sentences(text_encoder, dataset, own, device, batch_size)).cpu().numpy()
+            out: dict[str, Any] = {}
+            for name in [CONTROL] + names:
+                rows = partners.get(name, [])
+                if not rows:
+                    out[name] = {"n": 0, "own_beats_other": None, "own_logit": None, "other_logit": None}
+                    continue
+                idx = np.array([r[0] for r in rows])
+                other = D.cond_logits(feats[torch.as_tensor(idx)],
+                                      _sentences(text_encoder, dataset, [(r[1], r[2]) for r in rows], device,
+                                                 batch_size)).cpu().numpy()
+                wins = np.mean(own_logits[idx] > other) + 0.5 * np.mean(own_logits[idx] == other)  # ties: half
+                out[name] = {"n": len(rows), "own_beats_other": float(wins),
+                             "own_logit": float(own_logits[idx].mean()), "other_logit": float(other.mean())}
+    finally:
+        D.train(was_training)
+    return {"n_images": n, "seed": seed, "chance": 0.5, "control": out.pop(CONTROL), "attributes": out}
+
+
+def probe_gan_checkpoint(path: str | Path, device, n_images: int = 1200, seed: int = 0) -> dict[str, Any]:
+    """:func:`discriminator_attribute_probe` of an SSA-GAN checkpoint's discriminator with its run's text encoder
+    on the test split of its dataset (made if missing), with the run's id, step and config hash."""
+    from .. import __version__
+    from ..config import from_dict
+    from ..data.dataset import CaptionDataset
+    from ..data.prepare import ensure_dataset
+    from ..train import checkpoint as ck
+    from ..train.damsm import encoder_path, load_encoders
+    from ..train.gan import get_family
+
+    c = ck.load(path, expect={"kind": "gan"})
+    cfg = from_dict(c["config"])
+    if c["family"] != "ssagan":
+        raise ValueError(f"{path}: the discriminator probe reads SSA-GAN's conditional head, not {c['family']!r}")
+    modules, _ = get_family(c["family"]).build(cfg)
+    D = modules["D"]
+    D.load_state_dict(c["state"]["D"])
+    D.to(device)
+    d = cfg.data
+    test = CaptionDataset(ensure_dataset(cfg, progress=False), "test", (d.image_size,), 1, d.max_words, "truncate",
+                          cfg.run.seed)
+    text_enc, _, _ = load_encoders(encoder_path(cfg), device, vocab_hash=test.vocab.hash)
+    probe = discriminator_attribute_probe(D, text_enc, test, device, n_images, seed)
+    return {"run_id": cfg.run_id, "config_hash": cfg.hash, "step": c["step"], "lib_version": __version__, **probe}
