@@ -8,7 +8,7 @@ run (the settings it was trained with, as given on the command line), and a figu
 against step, one line per run).
 
     python scripts/screen_checkpoints.py --label "DAMSM weight 0.25" RUN_DIR [--label ... RUN_DIR ...] --out FILE
-    [--classifier-dir RESULTS_DIR] [--title TEXT] [--mean]
+    [--classifier-dir RESULTS_DIR] [--title TEXT] [--mean] [--note TEXT]
     python scripts/screen_checkpoints.py --figure-only FILE.json [--title TEXT] [--mean]   # redraw a screen
 """
 
@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="only draw the figure of an existing screen (FILE.png)")
     ap.add_argument("--title", default="", help="figure title (default: the JSON file's name)")
     ap.add_argument("--mean", action="store_true", help="also draw the runs' mean (runs of one setting, e.g. seeds)")
+    ap.add_argument("--note", default="", help="what a reader must know about these runs (stored in the JSON)")
     ap.add_argument("--classifier-dir", type=Path, default=None,
                     help="results folder holding the attribute classifier (default: each run's own)")
     ap.add_argument("--device", default="cpu")
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         runs.append({"label": a.label[i] if a.label else run.name, "run_id": points[0]["run_id"], "points": points})
     write_json(a.out, {"kind": "checkpoint_screen", "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                        "what": "attribute accuracy, pixel judge and saturated share on the evaluation's samples",
-                       "runs": runs})
+                       **({"note": a.note} if a.note else {}), "runs": runs})
     print(f"wrote {a.out}")
     return draw(a.out, a.title, a.mean)
 

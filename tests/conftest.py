@@ -6,8 +6,17 @@ import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
-import pytest
+# Threads per pytest-xdist worker: the cores shared out among the workers, set before torch is imported (and passed
+# on to the notebooks and CLI runs the tests start).  Two workers with torch's default of one thread per core
+# oversubscribe the cores, and OpenMP's waiting threads then slow every parallel kernel several-fold: a 36 s DAMSM
+# test took 272 s and the smoke run_all.sh 589 s beside one another on 2 cores.
+if os.environ.get("PYTEST_XDIST_WORKER"):  # a worker (the controller runs no tests)
+    _workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1))
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = str(max(1, (os.cpu_count() or 1) // _workers))
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 _TMP = Path(tempfile.mkdtemp(prefix="t2i-tests-"))
 # The root shared by the pytest-xdist workers of one session (run_tests.sh runs two): the controller process sets it

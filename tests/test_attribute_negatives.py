@@ -165,3 +165,66 @@ def test_probe_reads_an_oracle_head_right():
     assert r["own_logit"] == 2.0 and r["other_logit"] == 1.0  # both codes match, then only the colour
     with pytest.raises(ValueError, match="at least 2"):
         discriminator_attribute_probe(_Oracle(), text_encoder, _FakeData(n=1), "cpu")
+
+
+@pytest.fixture(scope="module")
+def smoke_gan(tmp_path_factory):
+    """A tiny SSA-GAN run (2 steps, attribute negatives on) over a tiny DAMSM: its config and checkpoint."""
+    from t2i_lib.data.prepare import ensure_dataset
+    from t2i_lib.train import gan
+    from t2i_lib.train.damsm import damsm_config_for, pretrain_damsm
+
+    over = {"run.results_dir": str(tmp_path_factory.mktemp("dprobe")), "data.n_images": 120, "damsm.epochs": 1,
+            "damsm.batch_size": 8, "damsm.small_width": 8, "damsm.embedding_dim": 32, "model.ngf": 4,
+            "model.ndf": 4, "model.z_dim": 8, "train.batch_size": 4, "train.max_steps": 2,
+            "train.attribute_negatives": True}
+    cfg = C.resolve("ssagan_baseline", "smoke", over)
+    root = ensure_dataset(cfg)
+    pretrain_damsm(damsm_config_for(cfg), torch.device("cpu"), root, max_batches=2)
+    summary = gan.train_gan(cfg, torch.device("cpu"), root)
+    return cfg, over, Path(summary["checkpoint"])
+
+
+def _script(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_probe_script_on_a_smoke_checkpoint(smoke_gan, tmp_path):
+    cfg, _, ckpt = smoke_gan
+    out = tmp_path / "probe.json"
+    assert _script("probe_discriminator").main([str(ckpt), "--label", "tiny", "--n-images", "40",
+                                                "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    (p,) = rec["checkpoints"]
+    assert rec["kind"] == "discriminator_attribute_probe" and p["label"] == "tiny"
+    assert p["run_id"] == cfg.run_id and p["config_hash"] == cfg.hash and p["step"] == 2
+    assert p["n_images"] == 24  # the whole test split of 120 images (fewer than asked for)
+    assert set(p["attributes"]) == {"shape", "colour", "position", "size"}
+    for r in list(p["attributes"].values()) + [p["control"]]:
+        assert r["n"] == 0 or 0.0 <= r["own_beats_other"] <= 1.0
+    assert out.with_suffix(".png").stat().st_size > 5000
+    with pytest.raises(SystemExit):
+        _script("probe_discriminator").main([str(tmp_path / "missing.pt"), "--out", str(out)])
+
+
+def test_matching_head_script_trains_and_probes(smoke_gan, tmp_path):
+    _, over, _ = smoke_gan
+    out = tmp_path / "head.json"
+    sets = [f"--set={k}={json.dumps(v)}" for k, v in over.items() if k != "train.max_steps"]
+    assert _script("train_matching_head").main(["--profile", "smoke", *sets, "--steps", "3", "--probe-every", "2",
+                                                "--n-images", "30", "--magp", "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["kind"] == "discriminator_matching_head" and set(rec["curves"]) == {"no MA-GP", "with MA-GP"}
+    for recs in rec["curves"].values():
+        assert [r["step"] for r in recs] == [2, 3] and all(r["n_images"] == 24 for r in recs)
+        assert all(np.isfinite(r["loss"]) and r["seconds"] > 0 for r in recs)
+    assert out.with_suffix(".png").stat().st_size > 5000
+    from t2i_lib.metrics.discriminator_probe import train_matching_head
+
+    with pytest.raises(ValueError, match="SSA-GAN's on caption-shapes, not 'attngan'"):
+        train_matching_head(C.resolve("attngan_baseline", "smoke"), "cpu", 1, 1)

@@ -76,3 +76,16 @@ def test_no_large_files_tracked():
         if p.is_file():
             assert p.stat().st_size < 5 * 1024 * 1024, f"{name} is over 5 MB"
             assert not name.endswith((".pt", ".pth", ".html")), name
+
+
+def test_each_xdist_worker_gets_its_share_of_the_cores():
+    """Workers with torch's default thread count oversubscribe the cores (tests/conftest.py); each gets cores //
+    workers threads instead."""
+    import os
+
+    import torch
+
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        pytest.skip("not under pytest-xdist")
+    share = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    assert torch.get_num_threads() == share and os.environ["OMP_NUM_THREADS"] == str(share)

@@ -80,9 +80,9 @@ def test_learning_curve_evaluates_every_kept_checkpoint(tmp_path):
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     out = tmp_path / "screen.json"
-    assert script.main([str(gan.run_dir_for(cfg)), "--label", "tiny", "--out", str(out)]) == 0
+    assert script.main([str(gan.run_dir_for(cfg)), "--label", "tiny", "--note", "a tiny run", "--out", str(out)]) == 0
     written = json.loads(out.read_text())
-    assert [r["label"] for r in written["runs"]] == ["tiny"]
+    assert [r["label"] for r in written["runs"]] == ["tiny"] and written["note"] == "a tiny run"
     assert [p["step"] for p in written["runs"][0]["points"]] == [1, 2]
     assert written["runs"][0]["points"][1]["attribute_accuracy"] == pytest.approx(scr["attribute_accuracy"])
     png = out.with_suffix(".png")

@@ -40,7 +40,7 @@ def discriminator_attribute_probe(D, text_encoder, dataset, device, n_images: in
 
     ``D`` has ``D(images) -> features`` and ``D.cond_logits(features, sentences)`` (the SSA-GAN discriminator);
     ``dataset`` is a :class:`~t2i_lib.data.dataset.CaptionDataset` at D's image size.  The first ``n_images``
-    items are probed and their partners are drawn among them; captions are drawn from a generator seeded by
+    items are probed, their partners drawn from the whole split; captions are drawn from a generator seeded by
     ``seed``."""
     import torch
 
@@ -52,8 +52,8 @@ def discriminator_attribute_probe(D, text_encoder, dataset, device, n_images: in
     rng = np.random.default_rng(seed)
     names = list(dataset.attribute_schema)
     own = [(i, int(rng.integers(len(dataset.records[i]["tokens"])))) for i in range(n)]
-    # Partners among the probed images only, so that the probe is the same whatever the split's size.
-    A = np.array([[dataset.records[i]["attributes"][a] for a in names] for i in range(n)])
+    # Partners from the whole split: only their captions are needed.
+    A = np.array([[r["attributes"][a] for a in names] for r in dataset.records])
     partners: dict[str, list[tuple[int, int, int]]] = {}  # name -> (image, partner image, partner caption)
     for i in range(n):
         same = np.flatnonzero(np.all(A == A[i], axis=1))
@@ -119,3 +119,70 @@ def probe_gan_checkpoint(path: str | Path, device, n_images: int = 1200, seed: i
     text_enc, _, _ = load_encoders(encoder_path(cfg), device, vocab_hash=test.vocab.hash)
     probe = discriminator_attribute_probe(D, text_enc, test, device, n_images, seed)
     return {"run_id": cfg.run_id, "config_hash": cfg.hash, "step": c["step"], "lib_version": __version__, **probe}
+
+
+def train_matching_head(cfg, device, steps: int, probe_every: int, n_probe_images: int = 600,
+                        magp: bool = False, progress: bool = False) -> list[dict[str, Any]]:
+    """A ceiling for the probe: a fresh SSA-GAN discriminator of ``cfg`` trained on caption matching of real
+    training images alone (no generator): SSA-GAN's hinge with the own caption as positive and, as negatives, the
+    next image's caption and an attribute negative (:meth:`~t2i_lib.data.dataset.CaptionDataset.attribute_negative`),
+    with ``cfg``'s batch size, D learning rate and betas, its frozen text encoder, and MA-GP (``cfg``'s weight and
+    power) when ``magp``.  Returns the probe (:func:`discriminator_attribute_probe` on the test split) every
+    ``probe_every`` steps, each with its step and wall seconds.  How fast the head *can* learn each attribute tells
+    a slow signal from a blind architecture or text encoder."""
+    import time
+
+    import torch
+    import torch.nn.functional as F
+
+    from ..data.dataset import CaptionDataset, make_loader
+    from ..data.prepare import ensure_dataset
+    from ..losses.adversarial import ma_gp
+    from ..train.damsm import encoder_path, load_encoders
+    from ..train.gan import get_family
+    from ..utils.logging import progress as bar
+
+    if cfg.model.family != "ssagan" or cfg.data.dataset != "caption-shapes":
+        raise ValueError(f"the matching head is SSA-GAN's on caption-shapes, not {cfg.model.family!r} on "
+                         f"{cfg.data.dataset!r}")
+    if steps < 1 or probe_every < 1:
+        raise ValueError(f"steps and probe_every must be >= 1, got {steps} and {probe_every}")
+    torch.manual_seed(cfg.run.seed)
+    d, t = cfg.data, cfg.train
+    root = ensure_dataset(cfg, progress=False)
+    train = CaptionDataset(root, "train", (d.image_size,), 1, d.max_words, d.long_caption_mode, cfg.run.seed,
+                           attribute_negatives=True)
+    test = CaptionDataset(root, "test", (d.image_size,), 1, d.max_words, "truncate", cfg.run.seed)
+    text_enc, _, _ = load_encoders(encoder_path(cfg), device, vocab_hash=train.vocab.hash)
+    D = get_family("ssagan").build(cfg)[0]["D"].to(device)
+    opt = torch.optim.Adam(D.parameters(), t.lr_d, betas=(t.beta1, t.beta2))
+    loader = make_loader(train, t.batch_size, True, cfg.run.seed, drop_last=True)
+    batches, epoch, t0, out = iter(loader), 0, time.time(), []
+    for step in bar(range(1, steps + 1), progress, desc="matching head"):
+        try:
+            b = next(batches)
+        except StopIteration:
+            epoch += 1
+            train.set_epoch(epoch)
+            batches = iter(loader)
+            b = next(batches)
+        x = b["images"][-1].to(device)
+        with torch.no_grad():
+            s = text_enc(b["caption"].to(device), b["cap_len"].to(device))[1]
+            neg = text_enc(b["caption_neg"].to(device), b["cap_len_neg"].to(device))[1]
+        D.train()
+        feat = D(x)
+        mis = torch.cat([D.cond_logits(feat[:-1], s[1:]), D.cond_logits(feat, neg)])
+        loss = F.relu(1.0 - D.cond_logits(feat, s)).mean() + 0.5 * F.relu(1.0 + mis).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if magp and t.magp_weight > 0:
+            gp = ma_gp(lambda a, c: D.cond_logits(D(a), c), x, s, t.magp_weight, t.magp_power)
+            opt.zero_grad(set_to_none=True)
+            gp.backward()
+            opt.step()
+        if step % probe_every == 0 or step == steps:
+            p = discriminator_attribute_probe(D, text_enc, test, device, n_probe_images, cfg.run.seed)
+            out.append({"step": step, "seconds": time.time() - t0, "loss": float(loss.detach()), **p})
+    return out

@@ -83,3 +83,29 @@ def discriminator_probe_figure(records, labels=None):
     ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, -0.45), ncol=2, frameon=False)
     fig.tight_layout()
     return fig
+
+
+def matching_head_figure(curves: dict[str, list[dict]], title: str = ""):
+    """One panel per attribute: :func:`t2i_lib.metrics.discriminator_probe.train_matching_head` probes against the
+    training step, one line per curve (``{label: records}``), 50 % (a blind head) dashed."""
+    plt = figures._plt()
+    if not curves or not any(curves.values()):
+        raise ValueError("no matching-head curves to draw")
+    names = list(next(iter(r for r in curves.values() if r))[0]["attributes"])
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.2), squeeze=False, sharey=True)
+    for ax, name in zip(axes[0], names):
+        for label, recs in curves.items():
+            vals = [r["attributes"][name]["own_beats_other"] for r in recs]
+            ax.plot([r["step"] for r in recs], [math.nan if v is None else 100 * v for v in vals],
+                    marker="o", markersize=3, label=label)
+        ax.axhline(50, color="black", linestyle="--", linewidth=1)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("training step")
+        ax.set_ylim(0, 100)
+    axes[0][0].set_ylabel("% own caption scored higher")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
