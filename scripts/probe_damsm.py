@@ -4,7 +4,9 @@ real test images (:func:`t2i_lib.metrics.encoder_probe.probe_encoders`), one rec
     python scripts/probe_damsm.py RESULTS/runs/damsm_cl-demo-s0-XXXXXXXX [RUN_DIR ...] --out FILE.json
 
 Each RUN_DIR is a DAMSM run folder (its ``best.pt`` is probed; the dataset is the one its config names, made if
-missing).  The figure goes beside the JSON (FILE.png).
+missing).  The figure goes beside the JSON (FILE.png).  ``--every-checkpoint`` probes each epoch's checkpoint
+under RUN_DIR/checkpoints instead (what the encoder learns, epoch by epoch) and draws retrieval agreement against
+the epoch.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="JSON file to write (the figure goes beside it)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
+    ap.add_argument("--every-checkpoint", action="store_true",
+                    help="probe every checkpoint of each run (one record per epoch) instead of best.pt")
     a = ap.parse_args(argv)
     import torch
 
@@ -32,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     from t2i_lib.data.dataset import CaptionDataset
     from t2i_lib.data.prepare import ensure_dataset
     from t2i_lib.metrics.encoder_probe import probe_checkpoint
+    from t2i_lib.train.checkpoint import list_checkpoints
     from t2i_lib.utils.io import write_json
 
     if a.threads > 0:
@@ -46,21 +51,27 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"{run}: trained on {cfg.data.dataset}; the probe needs a synthetic dataset with attributes")
         test = CaptionDataset(ensure_dataset(cfg), "test", (cfg.data.image_size,), 1, cfg.data.max_words, "truncate",
                               cfg.run.seed)
-        rec = probe_checkpoint(run / "best.pt", test, device)
-        records.append(rec)
-        print(rec["run_id"], {k: round(v["retrieval_agreement"], 3) for k, v in rec["attributes"].items()})
+        paths = [p for _, p in list_checkpoints(run / "checkpoints")] if a.every_checkpoint else [run / "best.pt"]
+        if not paths:
+            ap.error(f"{run}: no checkpoints under {run / 'checkpoints'}")
+        for path in paths:
+            rec = probe_checkpoint(path, test, device)
+            records.append(rec)
+            print(rec["run_id"], "epoch", rec["encoder_epoch"],
+                  {k: round(v["retrieval_agreement"], 3) for k, v in rec["attributes"].items()}, flush=True)
     write_json(a.out, {"kind": "damsm_attribute_probe", "lib_version": __version__,
-                       "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "encoders": records})
-    draw(a.out, records)
+                       "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                       "every_checkpoint": a.every_checkpoint, "encoders": records})
+    draw(a.out, records, a.every_checkpoint)
     print(a.out, a.out.with_suffix(".png"))
     return 0
 
 
-def draw(out: Path, records: list[dict]) -> None:
+def draw(out: Path, records: list[dict], by_epoch: bool = False) -> None:
     from t2i_lib.report import figures
-    from t2i_lib.report.damsm_report import attribute_probe_figure
+    from t2i_lib.report.damsm_report import attribute_probe_epochs_figure, attribute_probe_figure
 
-    fig = attribute_probe_figure(records)
+    fig = attribute_probe_epochs_figure(records) if by_epoch else attribute_probe_figure(records)
     figures.save(fig, out.with_suffix(".png"))
 
 

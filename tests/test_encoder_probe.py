@@ -74,3 +74,13 @@ def test_probe_script_on_a_smoke_damsm(tmp_path):
         assert 0 < a["n_captions_stating"] <= enc["n_captions"]
     with pytest.raises(SystemExit):
         mod.main([str(tmp_path / "nothing"), "--out", str(out)])
+    # one record per epoch checkpoint, drawn against the epoch
+    from t2i_lib.train.checkpoint import list_checkpoints
+
+    epochs = [e for e, _ in list_checkpoints(run_dir_for(cfg) / "checkpoints")]
+    assert epochs
+    per = tmp_path / "epochs.json"
+    assert mod.main([str(run_dir_for(cfg)), "--every-checkpoint", "--out", str(per)]) == 0
+    rec = json.loads(per.read_text())
+    assert rec["every_checkpoint"] is True and [e["encoder_epoch"] for e in rec["encoders"]] == epochs
+    assert per.with_suffix(".png").stat().st_size > 5000

@@ -114,3 +114,30 @@ def attribute_probe_figure(records: Sequence[dict]):
     fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.13, 1, 1))
     return fig
+
+
+def attribute_probe_epochs_figure(records: Sequence[dict]):
+    """Retrieval agreement per attribute against the encoder's epoch (probe records of one or more runs' epoch
+    checkpoints, :func:`t2i_lib.metrics.encoder_probe.probe_checkpoint`), one panel per run, chance levels dashed."""
+    plt = figures._plt()
+    if not records:
+        raise ValueError("no probe records to draw")
+    runs: dict[str, list[dict]] = {}
+    for rec in records:
+        runs.setdefault(rec["run_id"], []).append(rec)
+    fig, axes = plt.subplots(1, len(runs), figsize=(max(6.0, 5.0 * len(runs)), 3.8), squeeze=False)
+    for ax, (run_id, recs) in zip(axes[0], runs.items()):
+        recs = sorted(recs, key=lambda r: r["encoder_epoch"])
+        epochs = [r["encoder_epoch"] + 1 for r in recs]  # checkpoint of epoch index e: after e + 1 epochs
+        for name in recs[0]["attributes"]:
+            line, = ax.plot(epochs, [100 * r["attributes"][name]["retrieval_agreement"] for r in recs], marker="o",
+                            markersize=3, label=name)
+            ax.axhline(100 * recs[0]["attributes"][name]["retrieval_chance"], color=line.get_color(), linestyle=":",
+                       linewidth=1)
+        ax.set_ylim(0, 100)
+        ax.set_xlabel("epochs trained")
+        ax.set_ylabel("caption-to-image retrieval agrees (%)")
+        ax.set_title(run_id, fontsize=9)
+        ax.legend(fontsize=8, title="dotted: chance", title_fontsize=7)
+    fig.tight_layout()
+    return fig

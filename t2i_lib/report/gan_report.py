@@ -69,7 +69,7 @@ def discriminator_probe_figure(records, labels=None):
         raise ValueError("no discriminator probe records to draw")
     labels = list(labels) if labels else [f"{r['run_id']} @ {r['step']}" for r in records]
     names = list(records[0]["attributes"]) + ["control"]
-    fig, ax = plt.subplots(figsize=(max(7.0, 1.6 * len(names) * max(1, len(records)) / 2), 4.0))
+    fig, ax = plt.subplots(figsize=(max(7.0, min(11.0, 2.0 + 0.4 * len(names) * len(records))), 4.2))
     width = 0.8 / len(records)
     for k, (rec, label) in enumerate(zip(records, labels)):
         vals = [rec["attributes"][n]["own_beats_other"] for n in names[:-1]] + [rec["control"]["own_beats_other"]]
