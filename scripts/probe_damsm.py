@@ -28,7 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
     ap.add_argument("--every-checkpoint", action="store_true",
                     help="probe every checkpoint of each run (one record per epoch) instead of best.pt")
+    ap.add_argument("--stride", type=int, default=1,
+                    help="with --every-checkpoint: every N-th checkpoint, and always the last (default 1)")
     a = ap.parse_args(argv)
+    if a.stride < 1:
+        ap.error(f"--stride must be >= 1, got {a.stride}")
     import torch
 
     from t2i_lib import __version__
@@ -52,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         test = CaptionDataset(ensure_dataset(cfg), "test", (cfg.data.image_size,), 1, cfg.data.max_words, "truncate",
                               cfg.run.seed)
         paths = [p for _, p in list_checkpoints(run / "checkpoints")] if a.every_checkpoint else [run / "best.pt"]
+        if a.every_checkpoint and a.stride > 1:
+            paths = [p for i, p in enumerate(paths) if i % a.stride == a.stride - 1 or i == len(paths) - 1]
         if not paths:
             ap.error(f"{run}: no checkpoints under {run / 'checkpoints'}")
         for path in paths:

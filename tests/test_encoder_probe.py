@@ -53,7 +53,7 @@ def test_probe_script_on_a_smoke_damsm(tmp_path):
     from t2i_lib.train.damsm import damsm_config_for, pretrain_damsm, run_dir_for
 
     cfg = damsm_config_for(C.resolve("damsm", "smoke", {"run.results_dir": str(tmp_path / "res"),
-                                                        "data.n_images": 120, "damsm.epochs": 1,
+                                                        "data.n_images": 120, "damsm.epochs": 3,
                                                         "damsm.batch_size": 8, "damsm.small_width": 8}))
     pretrain_damsm(cfg, torch.device("cpu"), ensure_dataset(cfg), max_batches=2)
     spec = importlib.util.spec_from_file_location("probe_damsm", ROOT / "scripts" / "probe_damsm.py")
@@ -84,3 +84,6 @@ def test_probe_script_on_a_smoke_damsm(tmp_path):
     rec = json.loads(per.read_text())
     assert rec["every_checkpoint"] is True and [e["encoder_epoch"] for e in rec["encoders"]] == epochs
     assert per.with_suffix(".png").stat().st_size > 5000
+    assert epochs == [0, 1, 2]
+    assert mod.main([str(run_dir_for(cfg)), "--every-checkpoint", "--stride", "2", "--out", str(per)]) == 0
+    assert [e["encoder_epoch"] for e in json.loads(per.read_text())["encoders"]] == [1, 2]  # every 2nd and the last
