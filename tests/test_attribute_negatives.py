@@ -49,6 +49,21 @@ def test_negatives_differ_in_exactly_one_attribute_their_caption_states(shapes_r
     assert sum(not torch.equal(ds[k]["caption_neg"], first[k]) for k in range(10)) >= 5  # new draws each epoch
 
 
+def test_partner_search_matches_a_brute_force_reference(shapes_root):
+    ds = CaptionDataset(shapes_root, "test", (32,), seed=0)
+    names = list(ds.attribute_schema)
+    A = [ds.records[j]["attributes"] for j in range(len(ds))]
+    found = 0
+    for i in range(len(ds)):
+        assert ds.same_attribute_images(i) == [j for j in range(len(ds)) if j != i and A[j] == A[i]]
+        for a in names:
+            want = [(j, c) for j in range(len(ds)) if [n for n in names if A[j][n] != A[i][n]] == [a]
+                    for c, m in enumerate(ds.records[j]["mentions"]) if a in m]
+            assert ds.one_attribute_partners(i, a) == want
+            found += len(want)
+    assert found > 0  # the small split has some one-attribute partners to compare
+
+
 def test_the_other_draws_are_the_same_with_and_without_negatives(shapes_root):
     plain = CaptionDataset(shapes_root, "train", (32,), 2, 18, "subsample", seed=5)
     neg = CaptionDataset(shapes_root, "train", (32,), 2, 18, "subsample", seed=5, attribute_negatives=True)
@@ -125,6 +140,12 @@ class _FakeData:
     attribute_schema = {"shape": list(range(5)), "colour": list(range(8)), "position": list(range(9)),
                         "size": list(range(3))}
     offsets = {"shape": 0, "colour": 5, "position": 13, "size": 22}
+    root, _groups = "fake", None
+    # the real partner search over these records
+    _attribute_groups = CaptionDataset._attribute_groups
+    _others_key = CaptionDataset._others_key
+    one_attribute_partners = CaptionDataset.one_attribute_partners
+    same_attribute_images = CaptionDataset.same_attribute_images
 
     def __init__(self, n=300, seed=0):
         rng = np.random.default_rng(seed)

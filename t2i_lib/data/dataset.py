@@ -374,7 +374,10 @@ class CaptionDataset:
         self.epoch = 0
         self.bad_keys: list[str] = []
         self.attribute_schema: dict[str, list[str]] | None = self.manifest.get("attributes")
-        self._neighbours = self._one_attribute_neighbours() if attribute_negatives else None
+        self.attribute_negatives = bool(attribute_negatives)
+        self._groups: dict[str, dict[tuple, list[int]]] | None = None  # built on first use
+        if self.attribute_negatives:
+            self._attribute_groups()  # fails now, not at the first item, on data without attributes
 
     # ---- bookkeeping ------------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -392,41 +395,56 @@ class CaptionDataset:
     def class_ids(self) -> np.ndarray:
         return np.array([r["class_id"] for r in self.records], dtype=np.int64)
 
-    def _one_attribute_neighbours(self) -> dict[str, dict[tuple, list[int]]]:
-        """For each attribute, the split's items grouped by the values of all *other* attributes: the items of an
-        item's group that differ from it differ in exactly that attribute."""
-        names = list(self.attribute_schema or ())
-        if not names or any("attributes" not in r or "mentions" not in r for r in self.records):
-            raise DataError(f"{self.root}: attribute negatives need records with 'attributes' and 'mentions' "
-                            "(the caption-shapes dataset)")
-        groups: dict[str, dict[tuple, list[int]]] = {a: {} for a in names}
-        for i, r in enumerate(self.records):
-            for a in names:
-                groups[a].setdefault(tuple(r["attributes"][b] for b in names if b != a), []).append(i)
-        return groups
+    def _attribute_groups(self) -> dict[str, dict[tuple, list[int]]]:
+        """For each attribute, the split's items (in split order) grouped by the values of all *other* attributes:
+        the items of an item's group differ from it in that attribute at most."""
+        if self._groups is None:
+            names = list(self.attribute_schema or ())
+            if not names or any("attributes" not in r or "mentions" not in r for r in self.records):
+                raise DataError(f"{self.root}: attribute partners need records with 'attributes' and 'mentions' "
+                                "(the caption-shapes dataset)")
+            groups: dict[str, dict[tuple, list[int]]] = {a: {} for a in names}
+            for i, r in enumerate(self.records):
+                for a in names:
+                    groups[a].setdefault(self._others_key(r, a), []).append(i)
+            self._groups = groups
+        return self._groups
+
+    def _others_key(self, rec: dict, attribute: str) -> tuple:
+        return tuple(rec["attributes"][b] for b in self.attribute_schema if b != attribute)
+
+    def one_attribute_partners(self, index: int, attribute: str) -> list[tuple[int, int]]:
+        """``(other index, caption index)`` of every caption of the split that is wrong for item ``index`` in
+        exactly ``attribute`` and states it (split order, then caption order)."""
+        rec = self.records[index]
+        group = self._attribute_groups()[attribute][self._others_key(rec, attribute)]
+        return [(j, c) for j in group if self.records[j]["attributes"][attribute] != rec["attributes"][attribute]
+                for c, m in enumerate(self.records[j]["mentions"]) if attribute in m]
+
+    def same_attribute_images(self, index: int) -> list[int]:
+        """The split's other items with exactly the attributes of item ``index`` (split order)."""
+        rec = self.records[index]
+        first = next(iter(self.attribute_schema))
+        return [j for j in self._attribute_groups()[first][self._others_key(rec, first)]
+                if j != index and self.records[j]["attributes"][first] == rec["attributes"][first]]
 
     def attribute_negative(self, index: int, rng: np.random.Generator) -> tuple[int, int, str]:
         """``(other index, caption index, attribute)``: a caption that is wrong for item ``index`` in exactly one
         attribute.  The attribute is drawn uniformly among those for which the split has an image that differs
-        from this one only there and a caption of it that states the attribute; then such an image and caption
-        are drawn uniformly.  Where no attribute has one (a tiny split), an image of another class (another shape
-        or colour, which every caption states) and any of its captions."""
-        if self._neighbours is None:
+        from this one only there and a caption of it that states the attribute
+        (:meth:`one_attribute_partners`); then such an image and caption are drawn uniformly.  Where no attribute
+        has one (a tiny split), an image of another class (another shape or colour, which every caption states)
+        and any of its captions.  Only on a dataset made with ``attribute_negatives=True`` (the training
+        option it serves)."""
+        if not self.attribute_negatives:
             raise RuntimeError("the dataset was made without attribute_negatives=True")
-        rec = self.records[index]
-        names = list(self.attribute_schema)
-        options = []
-        for a in names:
-            key = tuple(rec["attributes"][b] for b in names if b != a)
-            cands = [(j, c) for j in self._neighbours[a][key]
-                     if self.records[j]["attributes"][a] != rec["attributes"][a]
-                     for c, m in enumerate(self.records[j]["mentions"]) if a in m]
-            if cands:
-                options.append((a, cands))
+        options = [(a, cands) for a in self.attribute_schema or ()
+                   if (cands := self.one_attribute_partners(index, a))]
         if options:
             a, cands = options[int(rng.integers(len(options)))]
             j, c = cands[int(rng.integers(len(cands)))]
             return j, c, a
+        rec = self.records[index]
         others = [j for j, r in enumerate(self.records) if r["class_id"] != rec["class_id"]]
         if not others:
             raise DataError(f"{self.root}: split {self.split!r} has a single class: no negative caption exists")
@@ -515,7 +533,7 @@ class CaptionDataset:
             item["cap_idx" + sfx] = c
         if "attributes" in rec:
             item["attributes"] = {k: int(v) for k, v in rec["attributes"].items()}
-        if self._neighbours is not None:  # its own random stream: the draws above are the same with or without it
+        if self.attribute_negatives:  # its own random stream: the draws above are the same with or without it
             neg_rng = item_rng(self.seed, self.epoch, index, _NEGATIVE_STREAM)
             j, c, _ = self.attribute_negative(index, neg_rng)
             ids, n = self.encode_caption(j, c, neg_rng)

@@ -52,19 +52,15 @@ def discriminator_attribute_probe(D, text_encoder, dataset, device, n_images: in
     rng = np.random.default_rng(seed)
     names = list(dataset.attribute_schema)
     own = [(i, int(rng.integers(len(dataset.records[i]["tokens"])))) for i in range(n)]
-    # Partners from the whole split: only their captions are needed.
-    A = np.array([[r["attributes"][a] for a in names] for r in dataset.records])
+    # Partners from the whole split (only their captions are needed), drawn in split order.
     partners: dict[str, list[tuple[int, int, int]]] = {}  # name -> (image, partner image, partner caption)
     for i in range(n):
-        same = np.flatnonzero(np.all(A == A[i], axis=1))
-        same = same[same != i]
-        if len(same):
-            j = int(same[rng.integers(len(same))])
+        same = dataset.same_attribute_images(i)
+        if same:
+            j = same[int(rng.integers(len(same)))]
             partners.setdefault(CONTROL, []).append((i, j, int(rng.integers(len(dataset.records[j]["tokens"])))))
-        for k, a in enumerate(names):
-            rest = np.delete(np.arange(len(names)), k)
-            differs = np.flatnonzero(np.all(A[:, rest] == A[i, rest], axis=1) & (A[:, k] != A[i, k]))
-            cands = [(int(j), c) for j in differs for c, m in enumerate(dataset.records[j]["mentions"]) if a in m]
+        for a in names:
+            cands = dataset.one_attribute_partners(i, a)
             if cands:
                 j, c = cands[int(rng.integers(len(cands)))]
                 partners.setdefault(a, []).append((i, j, c))
@@ -139,6 +135,7 @@ def train_matching_head(cfg, device, steps: int, probe_every: int, n_probe_image
     from ..data.prepare import ensure_dataset
     from ..losses.adversarial import ma_gp
     from ..train.damsm import encoder_path, load_encoders
+    from ..train.families.ssagan import heads
     from ..train.gan import get_family
     from ..utils.logging import progress as bar
 
@@ -171,14 +168,13 @@ def train_matching_head(cfg, device, steps: int, probe_every: int, n_probe_image
             s = text_enc(b["caption"].to(device), b["cap_len"].to(device))[1]
             neg = text_enc(b["caption_neg"].to(device), b["cap_len_neg"].to(device))[1]
         D.train()
-        feat = D(x)
-        mis = torch.cat([D.cond_logits(feat[:-1], s[1:]), D.cond_logits(feat, neg)])
-        loss = F.relu(1.0 - D.cond_logits(feat, s)).mean() + 0.5 * F.relu(1.0 + mis).mean()
+        (real,), (mis,) = heads(D, x, [s], True, negatives=neg)  # SSA-GAN's D-step logits, without fakes
+        loss = F.relu(1.0 - real).mean() + 0.5 * F.relu(1.0 + mis).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if magp and t.magp_weight > 0:
-            gp = ma_gp(lambda a, c: D.cond_logits(D(a), c), x, s, t.magp_weight, t.magp_power)
+            gp = ma_gp(lambda a, c: heads(D, a, [c])[0][0], x, s, t.magp_weight, t.magp_power)
             opt.zero_grad(set_to_none=True)
             gp.backward()
             opt.step()
