@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         rec["label"] = a.label[i] if a.label else f"{rec['run_id']} @ {rec['step']}"
         records.append(rec)
         print(rec["label"], {k: v["own_beats_other"] for k, v in rec["attributes"].items()},
-              "control", rec["control"]["own_beats_other"])
+              "control", rec["control"]["own_beats_other"], "gates", [round(g, 3) for g in rec["gates"]])
     write_json(a.out, {"kind": "discriminator_attribute_probe", "lib_version": __version__,
                        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "checkpoints": records})
     figures.save(discriminator_probe_figure(records, [r["label"] for r in records]), a.out.with_suffix(".png"))

@@ -105,6 +105,8 @@ class ModelConfig:
     widths: str = "reference"            # SSA-GAN channel schedule: reference (256-px widths) | relative (small images)
     mask_hidden: int = 100               # SSA-GAN mask-predictor hidden channels (reference 100)
     cond_hidden: int = 256               # SSA-GAN SA-BN MLP width (reference 256)
+    d_gate_init: float = 0.0             # SSA-GAN: initial value of the discriminator blocks' residual gates
+    #                                      (reference 0: D starts linear in the image; see docs/method.md)
 
 
 @dataclass(frozen=True)
@@ -500,6 +502,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("train.attribute_negatives=True is implemented for model.family='ssagan' on "
                           f"data.dataset='caption-shapes' (it needs per-image attributes), got {m.family!r} on "
                           f"{d.dataset!r}")
+    if m.d_gate_init != 0.0 and m.family != "ssagan":
+        raise ConfigError(f"model.d_gate_init is SSA-GAN's discriminator gate, not {m.family!r}'s; leave it at 0")
     return cfg
 
 
@@ -556,7 +560,7 @@ NON_SEMANTIC_KEYS = ("run.device", "run.progress", "run.results_dir", "run.threa
 # and changing eval.n_samples re-evaluates without retraining.
 # Fields added after runs were committed: hashed only when they differ from the value given here (the behaviour
 # before they existed), so every earlier run keeps its id.
-HASHED_WHEN_SET = {"train.attribute_negatives": False}
+HASHED_WHEN_SET = {"train.attribute_negatives": False, "model.d_gate_init": 0.0}
 DAMSM_EVAL_KEYS = ("r_precision_candidates", "r_precision_folds", "eval_seed")
 GAN_EVAL_KEYS = ("eval_seed",)
 

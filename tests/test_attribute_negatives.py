@@ -225,6 +225,7 @@ def test_probe_script_on_a_smoke_checkpoint(smoke_gan, tmp_path):
     assert rec["kind"] == "discriminator_attribute_probe" and p["label"] == "tiny"
     assert p["run_id"] == cfg.run_id and p["config_hash"] == cfg.hash and p["step"] == 2
     assert p["n_images"] == 24  # the whole test split of 120 images (fewer than asked for)
+    assert len(p["gates"]) == 4 and all(abs(g) < 0.01 for g in p["gates"])  # 64 px: 4 blocks; 2 steps from 0
     assert set(p["attributes"]) == {"shape", "colour", "position", "size"}
     for r in list(p["attributes"].values()) + [p["control"]]:
         assert r["n"] == 0 or 0.0 <= r["own_beats_other"] <= 1.0

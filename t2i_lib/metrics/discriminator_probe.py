@@ -92,7 +92,8 @@ def discriminator_attribute_probe(D, text_encoder, dataset, device, n_images: in
 
 def probe_gan_checkpoint(path: str | Path, device, n_images: int = 1200, seed: int = 0) -> dict[str, Any]:
     """:func:`discriminator_attribute_probe` of an SSA-GAN checkpoint's discriminator with its run's text encoder
-    on the test split of its dataset (made if missing), with the run's id, step and config hash."""
+    on the test split of its dataset (made if missing), with the run's id, step, config hash and the residual gates
+    of the discriminator's blocks (``gates``; 0 is a block reduced to its linear shortcut)."""
     from .. import __version__
     from ..config import from_dict
     from ..data.dataset import CaptionDataset
@@ -114,7 +115,8 @@ def probe_gan_checkpoint(path: str | Path, device, n_images: int = 1200, seed: i
                           cfg.run.seed)
     text_enc, _, _ = load_encoders(encoder_path(cfg), device, vocab_hash=test.vocab.hash)
     probe = discriminator_attribute_probe(D, text_enc, test, device, n_images, seed)
-    return {"run_id": cfg.run_id, "config_hash": cfg.hash, "step": c["step"], "lib_version": __version__, **probe}
+    return {"run_id": cfg.run_id, "config_hash": cfg.hash, "step": c["step"], "lib_version": __version__,
+            "gates": [blk.gamma.item() for blk in D.blocks], **probe}
 
 
 def train_matching_head(cfg, device, steps: int, probe_every: int, n_probe_images: int = 600,
@@ -181,4 +183,74 @@ def train_matching_head(cfg, device, steps: int, probe_every: int, n_probe_image
         if step % probe_every == 0 or step == steps:
             p = discriminator_attribute_probe(D, text_enc, test, device, n_probe_images, cfg.run.seed)
             out.append({"step": step, "seconds": time.time() - t0, "loss": float(loss.detach()), **p})
+    return out
+
+
+def train_backbone_readout(cfg, device, steps: int, probe_every: int, n_test: int = 600,
+                           progress: bool = False) -> list[dict[str, Any]]:
+    """What a fresh SSA-GAN discriminator's image features *can* carry: the discriminator of ``cfg`` (its blocks
+    only, without the conditional head) trained with one linear read-out per attribute on its 4 x 4 features
+    (after the head's LeakyReLU), cross-entropy summed over the attributes, ``cfg``'s batch size, D learning rate
+    and betas.  Returns, every ``probe_every`` steps, the read-out accuracy per attribute on the first ``n_test``
+    test images (chance ``1 / n_values``), the blocks' residual gates and the wall seconds.
+
+    The blocks start as their shortcut (``model.d_gate_init`` 0, the reference): a 1x1 convolution and an average
+    pool, so at the start the features are a linear function of the image.  Whether the gates open decides whether
+    the discriminator can see anything a linear map of a 4 x 4 down-sampling cannot (shape)."""
+    import time
+
+    import torch
+    import torch.nn.functional as F
+
+    from ..data.dataset import CaptionDataset, make_loader
+    from ..data.prepare import ensure_dataset
+    from ..train.gan import get_family
+    from ..utils.logging import progress as bar
+
+    if cfg.model.family != "ssagan" or cfg.data.dataset != "caption-shapes":
+        raise ValueError(f"the read-out is of SSA-GAN's discriminator on caption-shapes, not {cfg.model.family!r} "
+                         f"on {cfg.data.dataset!r}")
+    if steps < 1 or probe_every < 1:
+        raise ValueError(f"steps and probe_every must be >= 1, got {steps} and {probe_every}")
+    torch.manual_seed(cfg.run.seed)
+    d, t = cfg.data, cfg.train
+    root = ensure_dataset(cfg, progress=False)
+    train = CaptionDataset(root, "train", (d.image_size,), 1, d.max_words, d.long_caption_mode, cfg.run.seed)
+    test = CaptionDataset(root, "test", (d.image_size,), 1, d.max_words, "truncate", cfg.run.seed)
+    schema = train.attribute_schema
+    D = get_family("ssagan").build(cfg)[0]["D"].to(device)
+    width = D.feat_channels * 16
+    readout = torch.nn.ModuleDict({a: torch.nn.Linear(width, len(v)) for a, v in schema.items()}).to(device)
+    opt = torch.optim.Adam([*D.parameters(), *readout.parameters()], t.lr_d, betas=(t.beta1, t.beta2))
+    loader = make_loader(train, t.batch_size, True, cfg.run.seed, drop_last=True)
+    n = min(int(n_test), len(test))
+    test_x = torch.stack([test.load_and_transform(i, 0)[-1] for i in range(n)]).to(device)
+    test_y = {a: torch.tensor([test.records[i]["attributes"][a] for i in range(n)], device=device) for a in schema}
+
+    def features(x):
+        return F.leaky_relu(D(x), 0.2).flatten(1)
+
+    batches, epoch, t0, out = iter(loader), 0, time.time(), []
+    for step in bar(range(1, steps + 1), progress, desc="discriminator read-out"):
+        try:
+            b = next(batches)
+        except StopIteration:
+            epoch += 1
+            train.set_epoch(epoch)
+            batches = iter(loader)
+            b = next(batches)
+        f = features(b["images"][-1].to(device))
+        loss = sum(F.cross_entropy(readout[a](f), b["attributes"][a].to(device)) for a in schema)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % probe_every == 0 or step == steps:
+            D.eval()
+            with torch.no_grad():
+                f = torch.cat([features(test_x[s:s + 200]) for s in range(0, n, 200)])
+                acc = {a: float((readout[a](f).argmax(1) == test_y[a]).float().mean()) for a in schema}
+            D.train()
+            out.append({"step": step, "seconds": time.time() - t0, "loss": float(loss.detach()), "n_images": n,
+                        "accuracy": acc, "chance": {a: 1.0 / len(v) for a, v in schema.items()},
+                        "gates": [blk.gamma.item() for blk in D.blocks]})
     return out

@@ -238,7 +238,8 @@ class ResDBlock(nn.Module):
     def __init__(self,
                  fin: int,                   # input channels
                  fout: int,                  # output channels
-                 unused_shortcut_conv: bool = True):  # build the 1x1 shortcut conv even if fin == fout (reference)
+                 unused_shortcut_conv: bool = True,  # build the 1x1 shortcut conv even if fin == fout (reference)
+                 gate_init: float = 0.0):    # initial residual gate (reference 0: the block starts as its shortcut)
         super().__init__()
         self.fin, self.fout = fin, fout
         self.learned_shortcut = fin != fout
@@ -247,7 +248,7 @@ class ResDBlock(nn.Module):
         self.conv_s = nn.Conv2d(fin, fout, 1, 1, 0) if (self.learned_shortcut or unused_shortcut_conv) else None
         if self.conv_s is not None and not self.learned_shortcut:
             self.conv_s.requires_grad_(False)  # never used: no gradient, and DDP must not wait for one
-        self.gamma = nn.Parameter(torch.zeros(1))
+        self.gamma = nn.Parameter(torch.full((1,), float(gate_init)))
 
     def shortcut(self, x: torch.Tensor) -> torch.Tensor:
         if self.learned_shortcut:
@@ -280,12 +281,14 @@ class Discriminator(nn.Module):
                  ndf: int = 64,              # base width; channels at resolution r are min(16, 256 // r) * ndf
                  cond_dim: int = 256,        # sentence-embedding size
                  unused_shortcut_convs: bool = True,  # reference quirk: dead 1x1 convs where C_in == C_out
-                 widths: str = "reference"):  # channel schedule: reference | relative (discriminator_channels)
+                 widths: str = "reference",  # channel schedule: reference | relative (discriminator_channels)
+                 gate_init: float = 0.0):    # initial residual gates of the blocks (reference 0)
         super().__init__()
         chans = discriminator_channels(image_size, ndf, widths)
         self.image_size, self.ndf, self.cond_dim = image_size, ndf, cond_dim
         self.conv_img = nn.Conv2d(3, chans[0], 3, 1, 1)
-        self.blocks = nn.ModuleList(ResDBlock(a, b, unused_shortcut_convs) for a, b in zip(chans[:-1], chans[1:]))
+        self.blocks = nn.ModuleList(ResDBlock(a, b, unused_shortcut_convs, gate_init)
+                                    for a, b in zip(chans[:-1], chans[1:]))
         self.feat_channels = chans[-1]  # 16 * ndf (reference widths, or relative at 64 px and up)
         self.joint_conv = nn.Sequential(nn.Conv2d(self.feat_channels + cond_dim, 2 * ndf, 3, 1, 1, bias=False),
                                         nn.LeakyReLU(0.2), nn.Conv2d(2 * ndf, 1, 4, 1, 0, bias=False))

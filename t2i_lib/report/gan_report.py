@@ -85,6 +85,40 @@ def discriminator_probe_figure(records, labels=None):
     return fig
 
 
+def backbone_readout_figure(curves: dict[str, list[dict]], title: str = ""):
+    """One panel per attribute: :func:`t2i_lib.metrics.discriminator_probe.train_backbone_readout` test accuracy
+    against the training step, one line per curve (``{label: records}``), chance dashed; a last panel with the
+    blocks' residual gates (mean over blocks) per curve."""
+    plt = figures._plt()
+    if not curves or not any(curves.values()):
+        raise ValueError("no read-out curves to draw")
+    first = next(iter(r for r in curves.values() if r))[0]
+    names = list(first["accuracy"])
+    fig, axes = plt.subplots(1, len(names) + 1, figsize=(3.0 * (len(names) + 1), 3.2), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for label, recs in curves.items():
+            ax.plot([r["step"] for r in recs], [100 * r["accuracy"][name] for r in recs], marker="o",
+                    markersize=3, label=label)
+        ax.axhline(100 * first["chance"][name], color="black", linestyle="--", linewidth=1)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("training step")
+        ax.set_ylim(0, 100)
+    axes[0][0].set_ylabel("% test images read right")
+    gate_ax = axes[0][-1]
+    for label, recs in curves.items():
+        gate_ax.plot([r["step"] for r in recs], [sum(r["gates"]) / len(r["gates"]) for r in recs], marker="o",
+                     markersize=3, label=label)
+    gate_ax.axhline(0, color="black", linestyle="--", linewidth=1)
+    gate_ax.set_title("residual gate (mean of blocks)", fontsize=9)
+    gate_ax.set_xlabel("training step")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
 def matching_head_figure(curves: dict[str, list[dict]], title: str = ""):
     """One panel per attribute: :func:`t2i_lib.metrics.discriminator_probe.train_matching_head` probes against the
     training step, one line per curve (``{label: records}``), 50 % (a blind head) dashed."""

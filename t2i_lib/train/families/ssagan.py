@@ -22,6 +22,8 @@ def build(cfg: Config) -> tuple[dict[str, nn.Module], dict[str, dict]]:
     gk = {"image_size": cfg.data.image_size, "ngf": m.ngf, "z_dim": m.z_dim, "cond_dim": cfg.damsm.embedding_dim,
           "hidden_dim": m.cond_hidden, "mask_hidden": m.mask_hidden, "widths": m.widths}
     dk = {"image_size": cfg.data.image_size, "ndf": m.ndf, "cond_dim": cfg.damsm.embedding_dim, "widths": m.widths}
+    if m.d_gate_init != 0.0:  # absent at the reference value: checkpoints written before the option load as they are
+        dk["gate_init"] = m.d_gate_init
     return {"G": Generator(**gk), "D": Discriminator(**dk)}, {"G": gk, "D": dk}
 
 
