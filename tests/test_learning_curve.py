@@ -135,6 +135,16 @@ def test_screen_figure_draws_each_run_the_mean_and_chance():
         lc.screen_figure({"runs": []})
 
 
+def test_screen_figure_labels_many_runs_unless_they_are_seeds_of_one_setting():
+    runs = [{"label": f"setting {k}", "points": [{"step": 500, "attribute_accuracy": 0.3,
+                                                  "pixel_colour_accuracy": 0.5, "pixel_position_accuracy": 0.5}]}
+            for k in range(8)]
+    labels = [ln.get_label() for ln in lc.screen_figure({"runs": runs}).axes[0].get_lines()]
+    assert labels == [f"setting {k}" for k in range(8)]  # eight settings: each named in the legend
+    labels = [ln.get_label() for ln in lc.screen_figure({"runs": runs}, mean=True).axes[0].get_lines()]
+    assert "setting 0" not in labels and "mean of 8 runs" in labels  # eight seeds: the mean carries the reading
+
+
 def test_screen_figure_adds_a_shape_panel_when_points_carry_it():
     points = [{"step": 1000 * (i + 1), "attribute_accuracy": 0.5, "attribute_accuracy_chance": 0.185,
                "attribute_accuracy_per": {"shape": s, "colour": 0.9}, "pixel_colour_accuracy": 0.9,

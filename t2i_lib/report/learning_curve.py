@@ -197,7 +197,7 @@ def screen_figure(screen: dict, title: str = "checkpoint screen", mean: bool = F
     if any(_point_value(p, SHAPE_PANEL[0]) is not None for r in runs for p in r["points"]):
         panels = (SCREEN_PANELS[0], SHAPE_PANEL) + SCREEN_PANELS[1:]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
-    many = len(runs) > 6  # many runs: thin unlabelled lines, the mean carries the reading
+    many = mean and len(runs) > 6  # many runs of one setting: thin unlabelled lines, the mean carries the reading
     for ax, (key, ylabel) in zip(axes[0], panels):
         by_step: dict[int, list[float]] = {}
         for r in runs:
