@@ -106,7 +106,7 @@ class ModelConfig:
     mask_hidden: int = 100               # SSA-GAN mask-predictor hidden channels (reference 100)
     cond_hidden: int = 256               # SSA-GAN SA-BN MLP width (reference 256)
     d_gate_init: float = 0.0             # SSA-GAN: initial value of the discriminator blocks' residual gates
-    #                                      (reference 0: D starts linear in the image; see docs/method.md)
+    #                                      (reference 0: D starts affine in its image; docs/method.md)
 
 
 @dataclass(frozen=True)

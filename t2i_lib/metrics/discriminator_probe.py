@@ -190,12 +190,12 @@ def train_backbone_readout(cfg, device, steps: int, probe_every: int, n_test: in
                            progress: bool = False) -> list[dict[str, Any]]:
     """What a fresh SSA-GAN discriminator's image features *can* carry: the discriminator of ``cfg`` (its blocks
     only, without the conditional head) trained with one linear read-out per attribute on its 4 x 4 features
-    (after the head's LeakyReLU), cross-entropy summed over the attributes, ``cfg``'s batch size, D learning rate
+    (after a LeakyReLU of slope 0.2), cross-entropy summed over the attributes, ``cfg``'s batch size, D learning rate
     and betas.  Returns, every ``probe_every`` steps, the read-out accuracy per attribute on the first ``n_test``
     test images (chance ``1 / n_values``), the blocks' residual gates and the wall seconds.
 
     The blocks start as their shortcut (``model.d_gate_init`` 0, the reference): a 1x1 convolution and an average
-    pool, so at the start the features are a linear function of the image.  Whether the gates open decides whether
+    pool, so at the start the features are an affine function of the image.  Whether the gates open decides whether
     the discriminator can see anything a linear map of a 4 x 4 down-sampling cannot (shape)."""
     import time
 
