@@ -119,6 +119,22 @@ def probe_gan_checkpoint(path: str | Path, device, n_images: int = 1200, seed: i
             "gates": [blk.gamma.item() for blk in D.blocks], **probe}
 
 
+def _check_run(cfg, steps: int, probe_every: int, what: str) -> None:
+    if cfg.model.family != "ssagan" or cfg.data.dataset != "caption-shapes":
+        raise ValueError(f"{what} on caption-shapes, not {cfg.model.family!r} on {cfg.data.dataset!r}")
+    if steps < 1 or probe_every < 1:
+        raise ValueError(f"steps and probe_every must be >= 1, got {steps} and {probe_every}")
+
+
+def _endless(loader, dataset):
+    """The loader's batches epoch after epoch, telling ``dataset`` each new epoch (its caption draws) first."""
+    epoch = 0
+    while True:
+        yield from loader
+        epoch += 1
+        dataset.set_epoch(epoch)
+
+
 def train_matching_head(cfg, device, steps: int, probe_every: int, n_probe_images: int = 600,
                         magp: bool = False, progress: bool = False) -> list[dict[str, Any]]:
     """A ceiling for the probe: a fresh SSA-GAN discriminator of ``cfg`` trained on caption matching of real
@@ -141,11 +157,7 @@ def train_matching_head(cfg, device, steps: int, probe_every: int, n_probe_image
     from ..train.gan import get_family
     from ..utils.logging import progress as bar
 
-    if cfg.model.family != "ssagan" or cfg.data.dataset != "caption-shapes":
-        raise ValueError(f"the matching head is SSA-GAN's on caption-shapes, not {cfg.model.family!r} on "
-                         f"{cfg.data.dataset!r}")
-    if steps < 1 or probe_every < 1:
-        raise ValueError(f"steps and probe_every must be >= 1, got {steps} and {probe_every}")
+    _check_run(cfg, steps, probe_every, "the matching head is SSA-GAN's")
     torch.manual_seed(cfg.run.seed)
     d, t = cfg.data, cfg.train
     root = ensure_dataset(cfg, progress=False)
@@ -156,15 +168,9 @@ def train_matching_head(cfg, device, steps: int, probe_every: int, n_probe_image
     D = get_family("ssagan").build(cfg)[0]["D"].to(device)
     opt = torch.optim.Adam(D.parameters(), t.lr_d, betas=(t.beta1, t.beta2))
     loader = make_loader(train, t.batch_size, True, cfg.run.seed, drop_last=True)
-    batches, epoch, t0, out = iter(loader), 0, time.time(), []
+    batches, t0, out = _endless(loader, train), time.time(), []
     for step in bar(range(1, steps + 1), progress, desc="matching head"):
-        try:
-            b = next(batches)
-        except StopIteration:
-            epoch += 1
-            train.set_epoch(epoch)
-            batches = iter(loader)
-            b = next(batches)
+        b = next(batches)
         x = b["images"][-1].to(device)
         with torch.no_grad():
             s = text_enc(b["caption"].to(device), b["cap_len"].to(device))[1]
@@ -207,11 +213,7 @@ def train_backbone_readout(cfg, device, steps: int, probe_every: int, n_test: in
     from ..train.gan import get_family
     from ..utils.logging import progress as bar
 
-    if cfg.model.family != "ssagan" or cfg.data.dataset != "caption-shapes":
-        raise ValueError(f"the read-out is of SSA-GAN's discriminator on caption-shapes, not {cfg.model.family!r} "
-                         f"on {cfg.data.dataset!r}")
-    if steps < 1 or probe_every < 1:
-        raise ValueError(f"steps and probe_every must be >= 1, got {steps} and {probe_every}")
+    _check_run(cfg, steps, probe_every, "the read-out is of SSA-GAN's discriminator")
     torch.manual_seed(cfg.run.seed)
     d, t = cfg.data, cfg.train
     root = ensure_dataset(cfg, progress=False)
@@ -230,15 +232,9 @@ def train_backbone_readout(cfg, device, steps: int, probe_every: int, n_test: in
     def features(x):
         return F.leaky_relu(D(x), 0.2).flatten(1)
 
-    batches, epoch, t0, out = iter(loader), 0, time.time(), []
+    batches, t0, out = _endless(loader, train), time.time(), []
     for step in bar(range(1, steps + 1), progress, desc="discriminator read-out"):
-        try:
-            b = next(batches)
-        except StopIteration:
-            epoch += 1
-            train.set_epoch(epoch)
-            batches = iter(loader)
-            b = next(batches)
+        b = next(batches)
         f = features(b["images"][-1].to(device))
         loss = sum(F.cross_entropy(readout[a](f), b["attributes"][a].to(device)) for a in schema)
         opt.zero_grad(set_to_none=True)

@@ -60,6 +60,16 @@ def sample_captions(summary: dict) -> list[str]:
     return json.loads((Path(summary["sample_grid"]).parent / "captions.json").read_text())
 
 
+def _legend_below(fig, ax, title: str = ""):
+    """One legend (``ax``'s lines) under a row of panels, and the title above them."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
 def discriminator_probe_figure(records, labels=None):
     """Bars per attribute, one per probed checkpoint (:func:`t2i_lib.metrics.discriminator_probe.probe_gan_checkpoint`
     records): how often the discriminator scores a real image higher with its own caption than with one wrong in
@@ -111,12 +121,7 @@ def backbone_readout_figure(curves: dict[str, list[dict]], title: str = ""):
     gate_ax.axhline(0, color="black", linestyle="--", linewidth=1)
     gate_ax.set_title("residual gate (mean of blocks)", fontsize=9)
     gate_ax.set_xlabel("training step")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    return fig
+    return _legend_below(fig, axes[0][0], title)
 
 
 def matching_head_figure(curves: dict[str, list[dict]], title: str = ""):
@@ -137,9 +142,4 @@ def matching_head_figure(curves: dict[str, list[dict]], title: str = ""):
         ax.set_xlabel("training step")
         ax.set_ylim(0, 100)
     axes[0][0].set_ylabel("% own caption scored higher")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    return fig
+    return _legend_below(fig, axes[0][0], title)
