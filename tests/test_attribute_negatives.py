@@ -64,6 +64,24 @@ def test_partner_search_matches_a_brute_force_reference(shapes_root):
     assert found > 0  # the small split has some one-attribute partners to compare
 
 
+def test_negative_draws_are_uniform_over_the_partner_lists(shapes_root):
+    """attribute_negative draws without building the partner lists; its draws are exactly those of picking an
+    attribute with partners, then a partner from one_attribute_partners' list, with the same generator."""
+    ds = CaptionDataset(shapes_root, "train", (32,), 2, 18, "subsample", seed=3, attribute_negatives=True)
+    drawn = set()
+    for seed in (0, 1):
+        new, ref = np.random.default_rng(seed), np.random.default_rng(seed)
+        for i in range(len(ds)):
+            options = [(a, p) for a in ds.attribute_schema if (p := ds.one_attribute_partners(i, a))]
+            if not options:
+                continue  # the other-class fallback, covered above
+            got = ds.attribute_negative(i, new)
+            a, partners = options[int(ref.integers(len(options)))]
+            assert got == (*partners[int(ref.integers(len(partners)))], a), i
+            drawn.add(got[2])
+    assert drawn == set(ds.attribute_schema)
+
+
 def test_the_other_draws_are_the_same_with_and_without_negatives(shapes_root):
     plain = CaptionDataset(shapes_root, "train", (32,), 2, 18, "subsample", seed=5)
     neg = CaptionDataset(shapes_root, "train", (32,), 2, 18, "subsample", seed=5, attribute_negatives=True)

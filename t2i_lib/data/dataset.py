@@ -376,6 +376,7 @@ class CaptionDataset:
         self.attribute_schema: dict[str, list[str]] | None = self.manifest.get("attributes")
         self.attribute_negatives = bool(attribute_negatives)
         self._groups: dict[str, dict[tuple, list[int]]] | None = None  # built on first use
+        self._group_arrays: dict[tuple[str, tuple], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         if self.attribute_negatives:
             self._attribute_groups()  # fails now, not at the first item, on data without attributes
 
@@ -428,6 +429,19 @@ class CaptionDataset:
         return [j for j in self._attribute_groups()[first][self._others_key(rec, first)]
                 if j != index and self.records[j]["attributes"][first] == rec["attributes"][first]]
 
+    def _group_arrays_for(self, attribute: str, key: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The items of ``attribute``'s group ``key`` (split order), their value of ``attribute`` and how many of
+        their captions state it (cached per group)."""
+        out = self._group_arrays.get((attribute, key))
+        if out is None:
+            members = self._attribute_groups()[attribute].get(key, [])
+            out = (np.asarray(members, dtype=np.int64),
+                   np.asarray([self.records[j]["attributes"][attribute] for j in members]),
+                   np.asarray([sum(attribute in m for m in self.records[j]["mentions"]) for j in members],
+                              dtype=np.int64))
+            self._group_arrays[(attribute, key)] = out
+        return out
+
     def attribute_negative(self, index: int, rng: np.random.Generator) -> tuple[int, int, str]:
         """``(other index, caption index, attribute)``: a caption that is wrong for item ``index`` in exactly one
         attribute.  The attribute is drawn uniformly among those for which the split has an image that differs
@@ -438,13 +452,22 @@ class CaptionDataset:
         option it serves)."""
         if not self.attribute_negatives:
             raise RuntimeError("the dataset was made without attribute_negatives=True")
-        options = [(a, cands) for a in self.attribute_schema or ()
-                   if (cands := self.one_attribute_partners(index, a))]
-        if options:
-            a, cands = options[int(rng.integers(len(options)))]
-            j, c = cands[int(rng.integers(len(cands)))]
-            return j, c, a
+        # The draws of one_attribute_partners' lists, without building them: per attribute the group's images,
+        # their value of it and how many of their captions state it; the k-th candidate by cumulative counts.
         rec = self.records[index]
+        options = []
+        for a in self.attribute_schema or ():
+            members, values, counts = self._group_arrays_for(a, self._others_key(rec, a))
+            cum = np.cumsum(np.where(values != rec["attributes"][a], counts, 0))
+            if cum.size and cum[-1] > 0:
+                options.append((a, members, cum))
+        if options:
+            a, members, cum = options[int(rng.integers(len(options)))]
+            k = int(rng.integers(int(cum[-1])))
+            at = int(np.searchsorted(cum, k, side="right"))
+            j = int(members[at])
+            before = int(cum[at - 1]) if at else 0
+            return j, [c for c, m in enumerate(self.records[j]["mentions"]) if a in m][k - before], a
         others = [j for j, r in enumerate(self.records) if r["class_id"] != rec["class_id"]]
         if not others:
             raise DataError(f"{self.root}: split {self.split!r} has a single class: no negative caption exists")
