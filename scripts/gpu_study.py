@@ -7,7 +7,7 @@ wall-clock budget, then evaluate every run.  Made for a lent or rented GPU box w
 On a CPU machine the same script runs the demo study in pieces, two single-threaded runs at a time (each piece
 finishes on its own and leaves its metrics files; notebook 06 / ``run_all.sh --only 06`` combines them):
 
-    python3 scripts/gpu_study.py --profile demo --device cpu --jobs 2 --max-steps profile --no-check \
+    .venv/bin/python scripts/gpu_study.py --profile demo --device cpu --jobs 2 --max-steps profile --no-check \
         --budget-s 10800 --seeds 0
 
 Small models at 64 px leave a big GPU mostly idle (each step is launch-bound), so the runs go concurrently, one
