@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from t2i_lib import config as C
-from t2i_lib.metrics.encoder_probe import linear_probe, retrieval_agreement
+from t2i_lib.metrics.encoder_probe import linear_probe, retrieval_agreement, variance_share
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,6 +48,27 @@ def test_linear_probe_separable_versus_noise():
         linear_probe(np.zeros((4, 2)), [0, 1, 0, 1])
 
 
+def test_variance_share_hand_computed_and_invariant():
+    # 1-D, classes {0, 2} and {10, 12}: grand mean 6, total SS 36 + 16 + 16 + 36 = 104, between 2 * 25 + 2 * 25 = 100
+    x = np.array([[0.0], [2.0], [10.0], [12.0]])
+    assert variance_share(x, [0, 0, 1, 1]) == pytest.approx(100 / 104)
+    assert variance_share(3 * x - 7, [0, 0, 1, 1]) == pytest.approx(100 / 104)  # scale and shift do not matter
+    assert variance_share(x, [0, 1, 0, 1]) == pytest.approx(4 / 104)  # class means 5 and 7
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 3, 3000)
+    # one large direction that carries the label beside a small one that does not, and the other way round
+    big = np.c_[10 * _one_hot(labels, 3), rng.standard_normal((3000, 3))]
+    small = np.c_[0.1 * _one_hot(labels, 3), rng.standard_normal((3000, 3))]
+    assert variance_share(big, labels) > 0.95 and variance_share(small, labels) < 0.01
+    # ... although a linear probe reads the label from both (retrieval-style measures cannot tell them apart)
+    assert linear_probe(small, labels, seed=0)[0] > 0.9
+    assert variance_share(rng.standard_normal((3000, 4)), labels) < 0.01
+    with pytest.raises(ValueError, match="do not vary"):
+        variance_share(np.ones((4, 2)), [0, 0, 1, 1])
+    with pytest.raises(ValueError, match="N x D"):
+        variance_share(np.ones(4), [0, 0, 1, 1])
+
+
 def test_probe_script_on_a_smoke_damsm(tmp_path):
     from t2i_lib.data.prepare import ensure_dataset
     from t2i_lib.train.damsm import damsm_config_for, pretrain_damsm, run_dir_for
@@ -69,7 +90,7 @@ def test_probe_script_on_a_smoke_damsm(tmp_path):
     assert enc["n_captions"] > enc["n_images"] > 0
     for a in enc["attributes"].values():
         for k in ("retrieval_agreement", "retrieval_chance", "image_probe", "image_probe_majority", "text_probe",
-                  "text_probe_majority"):
+                  "text_probe_majority", "text_variance_share"):
             assert 0.0 <= a[k] <= 1.0
         assert 0 < a["n_captions_stating"] <= enc["n_captions"]
     with pytest.raises(SystemExit):

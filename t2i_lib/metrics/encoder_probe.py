@@ -10,7 +10,12 @@ size, ...):
   images with it);
 - **linear probes**: a softmax regression trained on three quarters of the (L2-normalised) image features, resp.
   sentence embeddings, and scored on the other quarter, against the majority-class rate.  A low image probe with
-  a high text probe says the image encoder is what misses the attribute.
+  a high text probe says the image encoder is what misses the attribute;
+- **text variance share**: the share of the raw sentence embeddings' variance that lies between the attribute's
+  values (between-class over total sum of squares).  Retrieval and probes only ask whether an attribute can be
+  read; a GAN conditioned on the raw embedding also feels how *large* its direction is.  An attribute can stay
+  perfectly retrievable while its share shrinks to a few per cent, and a generator then learns it late or not at
+  all (the demo's DAMSM and position: ``docs/evaluation.md``).
 
 Everything is computed from the split's real images and captions; no GAN is involved.
 """
@@ -74,11 +79,27 @@ def linear_probe(features: "np.ndarray", labels: Sequence[int], seed: int = 0, s
     return float((pred == y[test]).mean()), majority
 
 
+def variance_share(features: "np.ndarray", labels: Sequence[int]) -> float:
+    """Between-class share of the total variance of ``features`` (N x D, used as they are) grouped by ``labels``:
+    sum over classes of n_k |mean_k - mean|^2, over sum over items of |x_i - mean|^2.  1 when every item sits on its
+    class mean, 0 when the class means coincide; unchanged by scaling or shifting the features."""
+    x = np.asarray(features, dtype=np.float64)
+    y = np.asarray(labels)
+    if x.ndim != 2 or len(x) != len(y) or len(x) < 2:
+        raise ValueError(f"need N x D features and N labels (N >= 2), got {x.shape} and {y.shape}")
+    mu = x.mean(axis=0)
+    total = float(((x - mu) ** 2).sum())
+    if total == 0.0:
+        raise ValueError("the features do not vary")
+    between = sum(float((y == k).sum()) * float(((x[y == k].mean(axis=0) - mu) ** 2).sum()) for k in np.unique(y))
+    return between / total
+
+
 def probe_encoders(text_encoder, image_encoder, dataset, device, seed: int = 0,
                    batch_size: int = 200) -> dict[str, Any]:
     """Per attribute of ``dataset`` (a synthetic CaptionDataset with ``attributes`` and ``mentions`` per record):
-    retrieval agreement and both linear probes, each with its chance level, plus the caption -> own-image top-1
-    rate.  Every caption of every image is used."""
+    retrieval agreement and both linear probes, each with its chance level, and the text variance share, plus the
+    caption -> own-image top-1 rate.  Every caption of every image is used."""
     from .r_precision import real_image_codes, sentence_table
 
     recs = dataset.records
@@ -86,7 +107,8 @@ def probe_encoders(text_encoder, image_encoder, dataset, device, seed: int = 0,
         raise ValueError("probe_encoders needs a synthetic dataset whose records carry attributes and mentions")
     table, offsets = sentence_table(text_encoder, dataset, device, seed=seed)
     image = _normalise(real_image_codes(image_encoder, dataset, device, batch_size).numpy().astype(np.float64))
-    sentence = _normalise(table.numpy().astype(np.float64))
+    raw = table.numpy().astype(np.float64)
+    sentence = _normalise(raw)
     owner = np.concatenate([[i] * (offsets[i + 1] - offsets[i]) for i in range(len(recs))]).astype(int)
     mentions = [m for r in recs for m in r["mentions"]]
     own = _top1(sentence, image)
@@ -103,6 +125,7 @@ def probe_encoders(text_encoder, image_encoder, dataset, device, seed: int = 0,
         out["attributes"][name] = {"retrieval_agreement": agree, "retrieval_chance": chance,
                                    "image_probe": img_acc, "image_probe_majority": img_major,
                                    "text_probe": txt_acc, "text_probe_majority": txt_major,
+                                   "text_variance_share": variance_share(raw[stated], values[owner[stated]]),
                                    "n_values": int(values.max()) + 1, "n_captions_stating": int(stated.sum())}
     return out
 

@@ -118,15 +118,20 @@ def attribute_probe_figure(records: Sequence[dict]):
 
 def attribute_probe_epochs_figure(records: Sequence[dict]):
     """Retrieval agreement per attribute against the encoder's epoch (probe records of one or more runs' epoch
-    checkpoints, :func:`t2i_lib.metrics.encoder_probe.probe_checkpoint`), one panel per run, chance levels dashed."""
+    checkpoints, :func:`t2i_lib.metrics.encoder_probe.probe_checkpoint`), one panel per run, chance levels dashed.
+    Records that carry the text variance share get a second row: each attribute's share of the sentence
+    embeddings' variance against the epoch."""
     plt = figures._plt()
     if not records:
         raise ValueError("no probe records to draw")
     runs: dict[str, list[dict]] = {}
     for rec in records:
         runs.setdefault(rec["run_id"], []).append(rec)
-    fig, axes = plt.subplots(1, len(runs), figsize=(max(6.0, 5.0 * len(runs)), 3.8), squeeze=False)
-    for ax, (run_id, recs) in zip(axes[0], runs.items()):
+    shares = all("text_variance_share" in a for r in records for a in r["attributes"].values())
+    rows = 2 if shares else 1
+    fig, axes = plt.subplots(rows, len(runs), figsize=(max(6.0, 5.0 * len(runs)), 3.8 * rows), squeeze=False)
+    for col, (run_id, recs) in enumerate(runs.items()):
+        ax = axes[0][col]
         recs = sorted(recs, key=lambda r: r["encoder_epoch"])
         epochs = [r["encoder_epoch"] + 1 for r in recs]  # checkpoint of epoch index e: after e + 1 epochs
         for name in recs[0]["attributes"]:
@@ -139,5 +144,15 @@ def attribute_probe_epochs_figure(records: Sequence[dict]):
         ax.set_ylabel("caption-to-image retrieval agrees (%)")
         ax.set_title(run_id, fontsize=9)
         ax.legend(fontsize=8, title="dotted: chance", title_fontsize=7)
+        if shares:
+            ax = axes[1][col]
+            for name in recs[0]["attributes"]:
+                ax.plot(epochs, [100 * r["attributes"][name]["text_variance_share"] for r in recs], marker="o",
+                        markersize=3, label=name)
+            ax.set_ylim(0, None)
+            ax.set_xlabel("epochs trained")
+            ax.set_ylabel("share of sentence-embedding variance (%)")
+            ax.set_title("how large each attribute's direction is", fontsize=9)
+            ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
