@@ -98,26 +98,27 @@ def discriminator_probe_figure(records, labels=None):
 def ca_probe_figure(records, labels=None):
     """Two panels per attribute, one bar per probed checkpoint
     (:func:`t2i_lib.metrics.conditioning_probe.probe_ca_checkpoint` records): the between-class share of the
-    variance in the sentence embeddings (the encoder's offer, grey) and in the CA mean; and the CA mean's
-    between-class variance over the CA noise (near 0: the first stage cannot tell the classes apart)."""
+    variance in the CA mean, with a black tick at the same share in the sentence embeddings of that checkpoint's
+    encoder (what the encoder offers); and the CA mean's between-class variance over the CA noise (near 0: the first
+    stage cannot tell the classes apart)."""
     plt = figures._plt()
     if not records:
         raise ValueError("no conditioning probe records to draw")
     labels = list(labels) if labels else [r.get("label") or f"{r['run_id']} @ {r['step']}" for r in records]
     names = list(records[0]["attributes"])
-    fig, axes = plt.subplots(1, 2, figsize=(max(9.0, min(13.0, 3.0 + 0.5 * len(names) * (len(records) + 1))), 4.4))
-    width = 0.8 / (len(records) + 1)
-    xs = [i - (len(records)) / 2 * width for i in range(len(names))]
-    axes[0].bar(xs, [100 * records[0]["attributes"][n]["sentence_share"] for n in names], width, color="0.6",
-                label=f"sentence embedding ({records[0]['encoder']})")
+    fig, axes = plt.subplots(1, 2, figsize=(max(9.0, min(13.0, 3.0 + 0.5 * len(names) * len(records))), 4.6))
+    width = 0.8 / len(records)
     for k, (rec, label) in enumerate(zip(records, labels)):
-        shift = [x + (k + 1) * width for x in xs]
-        axes[0].bar(shift, [100 * rec["attributes"][n]["mu_share"] for n in names], width, label=f"CA mean: {label}")
-        axes[1].bar(shift, [rec["attributes"][n]["signal_to_noise"] for n in names], width, label=label)
+        xs = [i + (k - (len(records) - 1) / 2) * width for i in range(len(names))]
+        axes[0].bar(xs, [100 * rec["attributes"][n]["mu_share"] for n in names], width, label=label)
+        axes[0].hlines([100 * rec["attributes"][n]["sentence_share"] for n in names],
+                       [x - width / 2 for x in xs], [x + width / 2 for x in xs], color="black", linewidth=2,
+                       label="the same share in the sentence embeddings" if k == 0 else None)
+        axes[1].bar(xs, [rec["attributes"][n]["signal_to_noise"] for n in names], width, label=label)
     for ax in axes:
         ax.set_xticks(range(len(names)), names)
-    axes[0].set_ylabel("% of the variance between classes")
-    axes[0].set_title("What the encoder offers and the CA network keeps", fontsize=10)
+    axes[0].set_ylabel("% of the CA mean's variance\nbetween the attribute's values")
+    axes[0].set_title("What the encoder offers (tick) and the CA network keeps (bar)", fontsize=10)
     axes[1].set_ylabel("between-class variance of the CA mean\n/ CA noise variance")
     axes[1].set_title("Does the attribute rise above the CA noise?", fontsize=10)
     for ax in axes:
