@@ -101,4 +101,4 @@ def probe_ca_checkpoint(path: str | Path, device, use_ema: bool = True) -> dict[
     text_enc, _, _ = load_encoders(enc, device, vocab_hash=test.vocab.hash)
     probe = conditioning_probe(G.ca_net, text_enc, test, device, seed=cfg.eval.eval_seed)
     return {"run_id": cfg.run_id, "config_hash": cfg.hash, "family": meta["family"], "step": meta["step"],
-            "weights": meta["weights"], "encoder": f"{enc.parent.name}/{enc.name}", "lib_version": __version__, **probe}
+            "weights": meta["weights"], "encoder": "/".join(enc.parts[-3 if enc.parent.name == "checkpoints" else -2:]), "lib_version": __version__, **probe}
