@@ -35,6 +35,16 @@ tempfile.tempdir = str(_TMP / "tmp")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def load_script(name: str):
+    """The module of ``scripts/<name>.py`` (the scripts are not a package), to call its ``main`` in-process."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
     """pytest's tmp_path folders under the session root (not /tmp/pytest-of-<user>/, which keeps the last three

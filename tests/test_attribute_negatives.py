@@ -11,6 +11,7 @@ import torch
 from t2i_lib import config as C
 from t2i_lib.data.dataset import CaptionDataset
 from t2i_lib.data.errors import DataError
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -224,19 +225,11 @@ def smoke_gan(tmp_path_factory):
     return cfg, over, Path(summary["checkpoint"])
 
 
-def _script(name):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
 
 def test_probe_script_on_a_smoke_checkpoint(smoke_gan, tmp_path):
     cfg, _, ckpt = smoke_gan
     out = tmp_path / "probe.json"
-    assert _script("probe_discriminator").main([str(ckpt), "--label", "tiny", "--n-images", "40",
+    assert load_script("probe_discriminator").main([str(ckpt), "--label", "tiny", "--n-images", "40",
                                                 "--out", str(out)]) == 0
     rec = json.loads(out.read_text())
     (p,) = rec["checkpoints"]
@@ -249,14 +242,14 @@ def test_probe_script_on_a_smoke_checkpoint(smoke_gan, tmp_path):
         assert r["n"] == 0 or 0.0 <= r["own_beats_other"] <= 1.0
     assert out.with_suffix(".png").stat().st_size > 5000
     with pytest.raises(SystemExit):
-        _script("probe_discriminator").main([str(tmp_path / "missing.pt"), "--out", str(out)])
+        load_script("probe_discriminator").main([str(tmp_path / "missing.pt"), "--out", str(out)])
 
 
 def test_matching_head_script_trains_and_probes(smoke_gan, tmp_path):
     _, over, _ = smoke_gan
     out = tmp_path / "head.json"
     sets = [f"--set={k}={json.dumps(v)}" for k, v in over.items() if k != "train.max_steps"]
-    assert _script("train_matching_head").main(["--profile", "smoke", *sets, "--steps", "3", "--probe-every", "2",
+    assert load_script("train_matching_head").main(["--profile", "smoke", *sets, "--steps", "3", "--probe-every", "2",
                                                 "--n-images", "30", "--magp", "--out", str(out)]) == 0
     rec = json.loads(out.read_text())
     assert rec["kind"] == "discriminator_matching_head" and set(rec["curves"]) == {"no MA-GP", "with MA-GP"}

@@ -1,7 +1,6 @@
 """What AttnGAN-family generators keep of each attribute through conditioning augmentation: the signal-to-noise
 ratio by hand, the probe against an identity CA network, and the script on a tiny AttnGAN run."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,9 +10,7 @@ import torch
 
 from t2i_lib import config as C
 from t2i_lib.metrics.conditioning_probe import conditioning_probe, signal_to_noise
-
-ROOT = Path(__file__).resolve().parent.parent
-
+from conftest import load_script
 
 def test_signal_to_noise_hand_computed_and_invariant():
     mu = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 0.0], [2.0, 0.0]])
@@ -43,12 +40,6 @@ class _IdentityCA(torch.nn.Module):
     def encode(self, sent):
         return sent, torch.zeros_like(sent)
 
-
-def _script(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_probe_and_script_on_a_tiny_attngan(tmp_path):
@@ -88,7 +79,7 @@ def test_probe_and_script_on_a_tiny_attngan(tmp_path):
     assert set(rec["attributes"]) == {"shape", "colour", "position", "size"}
 
     out = tmp_path / "ca.json"
-    assert _script("probe_conditioning").main([str(ckpt), "--label", "tiny", "--out", str(out)]) == 0
+    assert load_script("probe_conditioning").main([str(ckpt), "--label", "tiny", "--out", str(out)]) == 0
     data = json.loads(out.read_text())
     (p,) = data["checkpoints"]
     assert data["kind"] == "ca_attribute_probe" and p["label"] == "tiny" and p["family"] == "attngan"
@@ -98,4 +89,4 @@ def test_probe_and_script_on_a_tiny_attngan(tmp_path):
     assert p["mean_noise_variance"] > 0.0
     assert out.with_suffix(".png").stat().st_size > 5000
     with pytest.raises(SystemExit):
-        _script("probe_conditioning").main([str(tmp_path / "missing.pt"), "--out", str(out)])
+        load_script("probe_conditioning").main([str(tmp_path / "missing.pt"), "--out", str(out)])

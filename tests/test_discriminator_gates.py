@@ -1,7 +1,6 @@
 """SSA-GAN's discriminator residual gates (model.d_gate_init): a discriminator whose gates are closed is affine in
 its image, the option that opens them keeps every earlier run id, and the read-out of what its features carry."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import torch
 
 from t2i_lib import config as C
 from t2i_lib.models.ssagan import Discriminator
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,17 +62,11 @@ def test_the_option_is_refused_for_other_families(family):
         C.resolve(f"{family}_baseline", "smoke", {"model.d_gate_init": 1.0})
 
 
-def _script(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
 
 def test_readout_script_trains_both_settings(tmp_path):
     out = tmp_path / "readout.json"
     sets = ["--set", f"run.results_dir={tmp_path / 'res'}", "--set", "data.n_images=120", "--set", "model.ndf=4"]
-    assert _script("train_backbone_readout").main(["--profile", "smoke", *sets, "--steps", "3", "--probe-every", "2",
+    assert load_script("train_backbone_readout").main(["--profile", "smoke", *sets, "--steps", "3", "--probe-every", "2",
                                                    "--n-images", "30", "--gate-inits", "0,1", "--out", str(out)]) == 0
     rec = json.loads(out.read_text())
     assert rec["kind"] == "discriminator_backbone_readout"
@@ -90,7 +84,7 @@ def test_readout_script_trains_both_settings(tmp_path):
         assert all(abs(g - start) < 5 * lr for g in rec["curves"][label][-1]["gates"])
     assert out.with_suffix(".png").stat().st_size > 5000
     with pytest.raises(SystemExit):
-        _script("train_backbone_readout").main(["--gate-inits", "x", "--out", str(out)])
+        load_script("train_backbone_readout").main(["--gate-inits", "x", "--out", str(out)])
 
 
 def test_readout_refuses_other_families():

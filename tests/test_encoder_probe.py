@@ -1,17 +1,14 @@
 """What DAMSM encoders see of each synthetic attribute: retrieval agreement, linear probes, the probe script."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import load_script
 from t2i_lib import config as C
 from t2i_lib.metrics.encoder_probe import linear_probe, retrieval_agreement, variance_share
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _one_hot(v, n):
@@ -77,9 +74,7 @@ def test_probe_script_on_a_smoke_damsm(tmp_path):
                                                         "data.n_images": 120, "damsm.epochs": 3,
                                                         "damsm.batch_size": 8, "damsm.small_width": 8}))
     pretrain_damsm(cfg, torch.device("cpu"), ensure_dataset(cfg), max_batches=2)
-    spec = importlib.util.spec_from_file_location("probe_damsm", ROOT / "scripts" / "probe_damsm.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("probe_damsm")
     out = tmp_path / "probe.json"
     assert mod.main([str(run_dir_for(cfg)), "--out", str(out)]) == 0
     rec = json.loads(out.read_text())

@@ -9,6 +9,7 @@ import torch
 from t2i_lib import config as C
 from t2i_lib.report import learning_curve as lc
 from t2i_lib.train import gan
+from conftest import load_script
 
 
 def test_training_seconds_accumulate_the_logged_intervals(tmp_path):
@@ -62,8 +63,6 @@ def test_learning_curve_evaluates_every_kept_checkpoint(tmp_path):
         assert v is None or 0 <= v <= 1
     assert full["metrics"]["pixel_colour_accuracy"] is not None
     # the quick screen scores the very samples the full evaluation scored: the same accuracies, in seconds
-    import importlib.util
-
     from t2i_lib.metrics.evaluate import screen_checkpoint
     from t2i_lib.train.checkpoint import list_checkpoints
 
@@ -74,11 +73,7 @@ def test_learning_curve_evaluates_every_kept_checkpoint(tmp_path):
     assert scr["attribute_accuracy_per"] == pytest.approx(full["metrics"]["attribute_accuracy_per"])
     assert (scr["step"], scr["config_hash"], scr["n_samples"]) == (2, cfg.hash, 8)
     assert 0 <= scr["saturated_fraction"] <= 1 and -1 <= scr["mean_pixel"] <= 1
-    from t2i_lib import paths
-
-    spec = importlib.util.spec_from_file_location("screen", paths.PROJECT_ROOT / "scripts" / "screen_checkpoints.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("screen_checkpoints")
     out = tmp_path / "screen.json"
     assert script.main([str(gan.run_dir_for(cfg)), "--label", "tiny", "--note", "a tiny run", "--out", str(out)]) == 0
     written = json.loads(out.read_text())
