@@ -10,7 +10,6 @@ A signal-to-noise near 0 is an attribute the first stage cannot tell apart from 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,19 +19,10 @@ sys.path.insert(0, str(ROOT))
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("checkpoints", nargs="+", type=Path,
-                    help="AttnGAN or AttnGAN-with-style-blocks checkpoints (runs/<id>/checkpoints/*.pt)")
-    ap.add_argument("--label", action="append", default=[], help="one per checkpoint, in order (figure legend)")
-    ap.add_argument("--out", type=Path, required=True, help="JSON file to write (the figure goes beside it)")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
-    a = ap.parse_args(argv)
-    if a.label and len(a.label) != len(a.checkpoints):
-        ap.error(f"{len(a.label)} --label for {len(a.checkpoints)} checkpoints: give one per checkpoint or none")
-    missing = [str(p) for p in a.checkpoints if not p.is_file()]
-    if missing:
-        ap.error(f"no such checkpoint: {', '.join(missing)}")
+    from t2i_lib.utils.probe_cli import checkpoint_probe_parser, parse_checkpoint_args
+
+    a = parse_checkpoint_args(checkpoint_probe_parser(__doc__.splitlines()[0],
+                                                      "AttnGAN or AttnGAN-with-style-blocks checkpoints"), argv)
     import torch
 
     from t2i_lib import __version__

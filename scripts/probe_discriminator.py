@@ -10,7 +10,6 @@ chart beside the JSON (FILE.png).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,19 +19,11 @@ sys.path.insert(0, str(ROOT))
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("checkpoints", nargs="+", type=Path, help="SSA-GAN checkpoints (runs/<id>/checkpoints/*.pt)")
-    ap.add_argument("--label", action="append", default=[], help="one per checkpoint, in order (figure legend)")
-    ap.add_argument("--out", type=Path, required=True, help="JSON file to write (the figure goes beside it)")
+    from t2i_lib.utils.probe_cli import checkpoint_probe_parser, parse_checkpoint_args
+
+    ap = checkpoint_probe_parser(__doc__.splitlines()[0], "SSA-GAN checkpoints")
     ap.add_argument("--n-images", type=int, default=1200, help="test images probed (default 1200)")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
-    a = ap.parse_args(argv)
-    if a.label and len(a.label) != len(a.checkpoints):
-        ap.error(f"{len(a.label)} --label for {len(a.checkpoints)} checkpoints: give one per checkpoint or none")
-    missing = [str(p) for p in a.checkpoints if not p.is_file()]
-    if missing:
-        ap.error(f"no such checkpoint: {', '.join(missing)}")
+    a = parse_checkpoint_args(ap, argv)
     import torch
 
     from t2i_lib import __version__
