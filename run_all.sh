@@ -112,6 +112,13 @@ bad_exp="$("$PY" -c 'import sys
 from t2i_lib.config import EXPERIMENTS
 print(" ".join(e for e in sys.argv[1:] if e not in EXPERIMENTS))' "${GAN_EXPERIMENTS[@]}")"
 [[ -z "$bad_exp" ]] || die "unknown experiment(s) for --experiments: $bad_exp (all: t2i_lib.config.EXPERIMENTS)"
+# Notebook 01 trains the profile's encoders.  A family whose profile delta changes a DAMSM setting trains with its
+# own pair (t2i_lib.plan.encoder_groups); notebook 01 runs once more for each such group: "experiment families".
+EXTRA_ENCODERS="$("$PY" -c 'import sys
+from t2i_lib.plan import encoder_groups
+for g in encoder_groups(sys.argv[1], sys.argv[2:]):
+    if not g["default"]:
+        print(g["experiments"][0], "-".join(g["families"]))' "$PROFILE" "${GAN_EXPERIMENTS[@]}")"
 
 OUT="${RESULTS_DIR:-$ROOT/results/$PROFILE}"
 [[ "$OUT" == /* ]] || OUT="$ROOT/$OUT"
@@ -236,6 +243,11 @@ for nb in "${NOTEBOOKS[@]}"; do
         done
       done
       PARALLEL=0; drain ;;
+    01_pretrain_damsm)
+      visit "$nb" "$nb"
+      while read -r exp fams; do
+        [[ -n "$exp" ]] && visit "$nb" "${nb}-${fams}" -p EXPERIMENT "$exp" -p TAG "-${fams}" -p COMPARE_KINDS False
+      done <<< "$EXTRA_ENCODERS" ;;
     03_evaluate)
       visit "$nb" "$nb" -y "$EXP_YAML" -p JOBS "$JOBS" ;;
     04_paper_tables|05_semantic_consistency|06_study|07_human_eval)  # independent readers of 03's products

@@ -144,3 +144,22 @@ def format_plan(plan: dict) -> str:
     lines.append(f"estimated total where known: {plan['gpu_hours_known']} GPU hours; "
                  f"no estimate yet for: {', '.join(plan['unknown']) or 'none'}")
     return "\n".join(lines)
+
+
+def encoder_groups(profile: str, experiments: list[str], overrides: dict | None = None) -> list[dict[str, Any]]:
+    """The distinct training encoders (DAMSM pretraining configs) that ``experiments`` use under ``profile``, in
+    order of first use: ``{"run_id", "experiments", "families", "default"}`` each, where ``default`` marks the
+    encoder of the profile's own damsm settings (what notebook 01 trains with its default ``EXPERIMENT``).  A
+    family whose profile delta changes a damsm setting gets its own encoder (and judge) and its own group."""
+    from .train.damsm import damsm_config_for
+
+    over = dict(overrides or {})
+    default_id = damsm_config_for(resolve("damsm", profile, over)).run_id
+    groups: dict[str, dict[str, Any]] = {}
+    for exp in experiments:
+        cfg = resolve(exp, profile, over)
+        g = groups.setdefault(damsm_config_for(cfg).run_id, {"experiments": [], "families": []})
+        g["experiments"].append(exp)
+        if cfg.model.family not in g["families"]:
+            g["families"].append(cfg.model.family)
+    return [{"run_id": rid, **g, "default": rid == default_id} for rid, g in groups.items()]

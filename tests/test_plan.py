@@ -73,3 +73,25 @@ def test_measured_throughput_picks_the_matching_plain_benchmark(tmp_path):
     assert ips == 28.0 and "GPU X" in src
     assert measured_throughput("ssagan", "baseline", 256, 10, "duplicate", tmp_path)[0] is None  # other batch
     assert measured_throughput("style_attngan", "baseline", 256, 24, "duplicate", tmp_path)[0] is None
+
+
+def test_encoder_groups_one_per_distinct_damsm_config(monkeypatch):
+    from t2i_lib import config as C
+    from t2i_lib.plan import encoder_groups
+    from t2i_lib.train.damsm import damsm_config_for
+
+    exps = ["ssagan_baseline", "ssagan_f2f", "attngan_baseline", "style_attngan_both"]
+    (only,) = encoder_groups("smoke", exps)  # every family on the profile's encoder
+    assert only["experiments"] == exps and only["default"] is True
+    assert only["families"] == ["ssagan", "attngan", "style_attngan"]
+    assert only["run_id"] == damsm_config_for(C.resolve("damsm", "smoke")).run_id
+    # a family delta that changes a DAMSM setting gives that family its own encoder, not the default one
+    deltas = {**C.PROFILE_FAMILY_DELTAS, "smoke": {"ssagan": {"damsm": {"epochs": 3}}}}
+    monkeypatch.setattr(C, "PROFILE_FAMILY_DELTAS", deltas)
+    own, shared = encoder_groups("smoke", exps)
+    assert own["experiments"] == ["ssagan_baseline", "ssagan_f2f"] and own["families"] == ["ssagan"]
+    assert own["default"] is False and own["run_id"] == damsm_config_for(C.resolve("ssagan_f2f", "smoke")).run_id
+    assert shared["experiments"] == ["attngan_baseline", "style_attngan_both"] and shared["default"] is True
+    assert own["run_id"] != shared["run_id"]
+    # a non-semantic override (where results go) changes no run id
+    assert encoder_groups("smoke", exps, {"run.results_dir": "/elsewhere"})[0]["run_id"] == own["run_id"]

@@ -465,3 +465,23 @@ def test_num_prints_floating_point_noise_as_zero():
     assert study._num(0.00012341) == "0.0001234"
     assert study._num(-0.0362) == "-0.0362"
     assert study._num(12345.678) == "1.235e+04"
+
+
+def test_setup_names_which_family_uses_which_encoder_when_they_differ():
+    def with_encoders(rec, train, judge):
+        rec["protocol"]["damsm_encoder"] = {"path": train}
+        rec["protocol"]["judge_encoder"] = {"path": judge}
+        return rec
+
+    recs = [with_encoders(_rec("ssagan", "baseline", 0), "runs/a/best.pt", "runs/j/best.pt"),
+            with_encoders(_rec("attngan", "baseline", 0), "runs/a/best.pt", "runs/j/best.pt")]
+    line = next(l for l in study._setup_lines(recs, study.aggregate(recs), "", "") if "DAMSM encoders" in l)
+    assert line == ("- DAMSM encoders (paths relative to the results directory): training encoder (the GAN's; the "
+                    "paper's protocol): `runs/a/best.pt`; evaluation encoder (held out: own seed, selected on a "
+                    "validation split): `runs/j/best.pt`")
+    recs.append(with_encoders(_rec("style_attngan", "f2f", 0), "runs/a/best.pt", "runs/j/best.pt"))
+    recs[0] = with_encoders(recs[0], "runs/b/best.pt", "runs/k/best.pt")  # SSA-GAN on its own pair
+    line = next(l for l in study._setup_lines(recs, study.aggregate(recs), "", "") if "DAMSM encoders" in l)
+    assert ("training encoder (the GAN's; the paper's protocol): `runs/a/best.pt` (AttnGAN, AttnGAN + style "
+            "blocks), `runs/b/best.pt` (SSA-GAN); evaluation encoder") in line
+    assert line.endswith("`runs/j/best.pt` (AttnGAN, AttnGAN + style blocks), `runs/k/best.pt` (SSA-GAN)")

@@ -773,9 +773,18 @@ def _setup_lines(records: list[dict], agg: list[dict], device_note: str, wall_ti
     encs = []
     for key, role in (("damsm_encoder", "training encoder (the GAN's; the paper's protocol)"),
                       ("judge_encoder", "evaluation encoder (held out: own seed, selected on a validation split)")):
-        found = sorted({str((r.get("protocol") or {}).get(key, {}).get("path")) for r in records
-                        if (r.get("protocol") or {}).get(key)})
-        encs.append(f"{role}: {', '.join(f'`{p}`' for p in found) if found else 'none recorded'}")
+        users: dict[str, list[str]] = {}  # path -> the families that use it, in order of first use
+        for r in records:
+            if (r.get("protocol") or {}).get(key):
+                fams = users.setdefault(str(r["protocol"][key].get("path")), [])
+                name = FAMILY_NAMES.get(r.get("family"), str(r.get("family")))
+                if name not in fams:
+                    fams.append(name)
+        found = sorted(users)
+        if len(found) > 1:  # a family with its own encoder: say which family uses which
+            encs.append(f"{role}: " + ", ".join(f"`{p}` ({', '.join(users[p])})" for p in found))
+        else:
+            encs.append(f"{role}: {', '.join(f'`{p}`' for p in found) if found else 'none recorded'}")
     lines.append("- DAMSM encoders (paths relative to the results directory): " + "; ".join(encs))
     lines.extend(_training_lines(records))
     lines.extend(_attribute_lines(records))
