@@ -100,5 +100,6 @@ def probe_ca_checkpoint(path: str | Path, device, use_ema: bool = True) -> dict[
     enc = encoder_path(cfg)
     text_enc, _, _ = load_encoders(enc, device, vocab_hash=test.vocab.hash)
     probe = conditioning_probe(G.ca_net, text_enc, test, device, seed=cfg.eval.eval_seed)
+    encoder = "/".join(enc.parts[-3 if enc.parent.name == "checkpoints" else -2:])  # its run folder and file
     return {"run_id": cfg.run_id, "config_hash": cfg.hash, "family": meta["family"], "step": meta["step"],
-            "weights": meta["weights"], "encoder": "/".join(enc.parts[-3 if enc.parent.name == "checkpoints" else -2:]), "lib_version": __version__, **probe}
+            "weights": meta["weights"], "encoder": encoder, "lib_version": __version__, **probe}

@@ -96,7 +96,7 @@ def discriminator_probe_figure(records, labels=None):
 
 
 def ca_probe_figure(records, labels=None):
-    """Two panels per attribute, one bar per probed checkpoint
+    """Two panels, a group of bars per attribute and a bar per probed checkpoint in each
     (:func:`t2i_lib.metrics.conditioning_probe.probe_ca_checkpoint` records): the between-class share of the
     variance in the CA mean, with a black tick at the same share in the sentence embeddings of that checkpoint's
     encoder (what the encoder offers); and the CA mean's between-class variance over the CA noise (near 0: the first
