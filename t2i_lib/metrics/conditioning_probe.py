@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .encoder_probe import variance_share
+from .encoder_probe import between_class_scatter, caption_owners, variance_share
 
 
 def signal_to_noise(mu: "np.ndarray", noise_var: "np.ndarray", labels: Sequence[int]) -> float:
@@ -35,10 +35,7 @@ def signal_to_noise(mu: "np.ndarray", noise_var: "np.ndarray", labels: Sequence[
                          f"{y.shape}")
     if (v < 0).any() or v.sum() == 0.0:
         raise ValueError("noise variances must be non-negative and not all 0")
-    centre = m.mean(axis=0)
-    between = sum(float((y == k).sum()) * float(((m[y == k].mean(axis=0) - centre) ** 2).sum())
-                  for k in np.unique(y)) / len(y)
-    return between / float(v.sum(axis=1).mean())
+    return between_class_scatter(m, y) / len(y) / float(v.sum(axis=1).mean())
 
 
 def conditioning_probe(ca_net, text_encoder, dataset, device, seed: int = 0) -> dict[str, Any]:
@@ -61,8 +58,7 @@ def conditioning_probe(ca_net, text_encoder, dataset, device, seed: int = 0) -> 
     raw = table.numpy().astype(np.float64)
     mu = mu.float().cpu().numpy().astype(np.float64)
     var = logvar.float().exp().cpu().numpy().astype(np.float64)
-    owner = np.concatenate([[i] * (offsets[i + 1] - offsets[i]) for i in range(len(recs))]).astype(int)
-    mentions = [m for r in recs for m in r["mentions"]]
+    owner, mentions = caption_owners(recs, offsets)
     out: dict[str, Any] = {"n_images": len(recs), "n_captions": len(owner),
                            "mean_noise_variance": float(var.mean()), "mean_mu_variance": float(mu.var(axis=0).mean()),
                            "attributes": {}}

@@ -87,12 +87,23 @@ def variance_share(features: "np.ndarray", labels: Sequence[int]) -> float:
     y = np.asarray(labels)
     if x.ndim != 2 or len(x) != len(y) or len(x) < 2:
         raise ValueError(f"need N x D features and N labels (N >= 2), got {x.shape} and {y.shape}")
-    mu = x.mean(axis=0)
-    total = float(((x - mu) ** 2).sum())
+    total = float(((x - x.mean(axis=0)) ** 2).sum())
     if total == 0.0:
         raise ValueError("the features do not vary")
-    between = sum(float((y == k).sum()) * float(((x[y == k].mean(axis=0) - mu) ** 2).sum()) for k in np.unique(y))
-    return between / total
+    return between_class_scatter(x, y) / total
+
+
+def between_class_scatter(x: "np.ndarray", y: "np.ndarray") -> float:
+    """Sum over the classes of ``y`` of n_k |mean_k - mean|^2 for the rows of ``x`` (N x D, float64)."""
+    mu = x.mean(axis=0)
+    return sum(float((y == k).sum()) * float(((x[y == k].mean(axis=0) - mu) ** 2).sum()) for k in np.unique(y))
+
+
+def caption_owners(records: Sequence[dict], offsets: Sequence[int]) -> tuple["np.ndarray", list]:
+    """For a sentence table laid out by ``offsets`` (:func:`~t2i_lib.metrics.r_precision.sentence_table`): the index
+    of each caption's record, and each caption's set of stated attributes (``mentions``)."""
+    owner = np.concatenate([[i] * (offsets[i + 1] - offsets[i]) for i in range(len(records))]).astype(int)
+    return owner, [m for r in records for m in r["mentions"]]
 
 
 def probe_encoders(text_encoder, image_encoder, dataset, device, seed: int = 0,
@@ -109,8 +120,7 @@ def probe_encoders(text_encoder, image_encoder, dataset, device, seed: int = 0,
     image = _normalise(real_image_codes(image_encoder, dataset, device, batch_size).numpy().astype(np.float64))
     raw = table.numpy().astype(np.float64)
     sentence = _normalise(raw)
-    owner = np.concatenate([[i] * (offsets[i + 1] - offsets[i]) for i in range(len(recs))]).astype(int)
-    mentions = [m for r in recs for m in r["mentions"]]
+    owner, mentions = caption_owners(recs, offsets)
     own = _top1(sentence, image)
     out: dict[str, Any] = {"n_images": len(recs), "n_captions": len(owner),
                            "caption_to_own_image_top1": float((own == owner).mean()), "attributes": {}}
