@@ -15,9 +15,11 @@ process each (``--jobs``).  With ``--max-steps auto`` a short probe of all runs 
 run's step time under that load, and the step count is the largest multiple of ``--step-multiple`` that fits
 the budget (capped by the profile's own schedule); the same count is used for every run, and it is recorded in
 the piece's ``study_run-s<seeds>[-<hash of the experiment list>].json`` (per-run seconds included; the hash only
-when the experiments are not the default twelve).  Every finished run is evaluated at once (``python -m t2i_lib evaluate``).  With ``--out``, a
-tarball of the small products (configs, logs, summaries, sample grids, metrics; no checkpoints, no data) is
-rewritten after every finished run, so a time limit loses only unfinished runs.
+when the experiments are not the default twelve).  Every finished run is evaluated at once (``python -m t2i_lib
+evaluate``), and each run of the piece's last seed leaves its loss curves and sample grids in
+``figures/02_<experiment>_*.png``, as notebook 02 does.  With ``--out``, a tarball of the small products (configs,
+logs, summaries, sample grids, metrics; no checkpoints, no data) is rewritten after every finished run, so a time
+limit loses only unfinished runs.
 
 Everything goes through the CLI (``train-gan`` / ``evaluate``); results land in ``results/<profile>/`` as with
 ``run_all.sh``; the tables and study report are then built anywhere from the metrics files.
@@ -171,6 +173,21 @@ def read_step_seconds(stats_file: Path, skip: int) -> float | None:
     return statistics.median(secs) if secs else None
 
 
+def publish_figures(cfg, figures_dir: Path) -> list[str] | str:
+    """A finished run's ``02_<experiment>_*.png`` figures (``gan_report.publish_run_figures``), as paths relative to
+    the profile's results folder; the error, as text, when they cannot be drawn (a figure never stops a piece)."""
+    from t2i_lib.report import gan_report
+    from t2i_lib.train.gan import run_dir_for
+
+    try:
+        summary = json.loads((run_dir_for(cfg) / "summary.json").read_text())
+        made = gan_report.publish_run_figures(summary, figures_dir, cfg.experiment)
+    except Exception as e:  # noqa: BLE001 - reported in the piece's record and log
+        log(f"figures of {cfg.run_id}: not drawn ({type(e).__name__}: {e})")
+        return f"not drawn: {type(e).__name__}: {e}"
+    return [os.path.relpath(p, figures_dir.parent) for p in made.values()]
+
+
 def pack(profile_dir: Path, out: Path, name: str) -> None:
     """Tarball of the small products of ``profile_dir`` (no data, checkpoints or DAMSM weights)."""
     if not out:
@@ -315,12 +332,18 @@ def main(argv=None) -> int:
 
     # 3. Train and evaluate every run; pack after each.
     run_over = [*base, *([] if a.max_steps == "profile" else ["--set", f"train.max_steps={steps}"])]
-    jobs = [{"name": f"{e} s{s}", "log": str(prof_dir / f"study-{e}-s{s}.log"),
+    jobs = [{"name": f"{e} s{s}", "log": str(prof_dir / f"study-{e}-s{s}.log"), "experiment": e, "seed": s,
              "cmds": [cli("train-gan", e, "--seed", str(s), *run_over), cli("evaluate", e, "--seed", str(s), *run_over)]}
             for e, s in runs]
     prof_dir.mkdir(parents=True, exist_ok=True)
+    run_settings = {**over, **({} if a.max_steps == "profile" else {"train.max_steps": steps})}
 
     def done(j):
+        if j is not None and j.get("status") == "ok" and j["seed"] == seeds[-1]:
+            # the run's loss curves and sample grids, written as notebook 02 writes them: a piece leaves the figures
+            # of its own runs, so a study combined from pieces run on different machines still has them
+            cfg = C.resolve(j["experiment"], a.profile, run_settings, seed=j["seed"])
+            record.setdefault("figures", {})[j["name"]] = publish_figures(cfg, prof_dir / "figures")
         record["runs"] = {x["name"]: {k: x.get(k) for k in ("status", "seconds")} for x in jobs}
         record["wall_s"] = time.time() - t_start
         (prof_dir / record_name(seeds, exps)).write_text(json.dumps(record, indent=2) + "\n")

@@ -433,3 +433,44 @@ def test_loss_curve_marks_the_fake_to_fake_chance_value():
     dashed = [l for l in enc.lines if l.get_linestyle() == "--"]
     assert len(dashed) == 1 and np.allclose(dashed[0].get_ydata(), math.log(15))
     assert not [l for l in gan_report.loss_curves(stats).axes[3].lines if l.get_linestyle() == "--"]
+
+
+@pytest.mark.parametrize("n", [5, 11, 16])
+def test_split_grid_returns_the_tiles_make_grid_was_given(tmp_path, n):
+    """The inverse of the sample grid's own layout (8 per row, padding 2), ragged last row included."""
+    import io
+
+    import numpy as np
+    import torchvision
+    from PIL import Image
+
+    from t2i_lib.report import gan_report
+
+    g = torch.Generator().manual_seed(n)
+    tiles = torch.randint(0, 256, (n, 3, 6, 7), generator=g).float() / 255  # exact byte values
+    grid = torchvision.utils.make_grid(tiles, nrow=8, padding=2)
+    buf = io.BytesIO()
+    Image.fromarray(grid.mul(255).round().byte().permute(1, 2, 0).numpy()).save(buf, format="PNG")
+    (tmp_path / "grid.png").write_bytes(buf.getvalue())
+    got = gan_report.split_grid(tmp_path / "grid.png", n)
+    want = tiles.mul(255).round().byte().permute(0, 2, 3, 1).numpy()
+    assert len(got) == n and all(np.array_equal(a, b) for a, b in zip(got, want))
+    with pytest.raises(ValueError, match="not a grid"):
+        gan_report.split_grid(tmp_path / "grid.png", n + 8)
+
+
+def test_a_run_publishes_its_curves_and_captioned_samples(setup, tmp_path):
+    from t2i_lib.report import gan_report
+
+    s = gan.train_gan(_cfg(setup, "ssagan_f2f"), torch.device("cpu"), setup[1])
+    made = gan_report.publish_run_figures(s, tmp_path / "figures", "ssagan_f2f")
+    assert {k: p.name for k, p in made.items()} == {"losses": "02_ssagan_f2f_losses.png",
+                                                    "samples": "02_ssagan_f2f_samples.png",
+                                                    "captioned": "02_ssagan_f2f_samples_captioned.png"}
+    assert made["samples"].read_bytes() == open(s["sample_grid"], "rb").read()
+    assert made["losses"].stat().st_size > 1000 and made["captioned"].stat().st_size > 1000
+    captions = gan_report.sample_captions(s)
+    fig = gan_report.captioned_samples(s)
+    titles = [ax.get_title(loc="left") for ax in fig.axes if ax.images]
+    assert len(titles) == len(captions) == 16  # the grid's 16 fixed captions (the tiny set's 16 test images)
+    assert [t.replace("\n", " ") for t in titles] == captions  # each image above its own caption, in grid order

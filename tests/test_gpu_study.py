@@ -58,6 +58,11 @@ def test_study_runner_trains_evaluates_and_packs(tmp_path):
     assert any(n.startswith("smoke/metrics/ssagan_f2r-smoke-s0-") for n in names), names
     assert any(n.endswith("/stats.jsonl") for n in names) and f"smoke/{name}" in names
     assert not any("checkpoints" in n or n.endswith(".pt") or "/data/" in n for n in names), names
+    # the run's own figures, as notebook 02 writes them, named in the record (paths relative to the results folder)
+    figs = ["figures/02_ssagan_f2r_losses.png", "figures/02_ssagan_f2r_samples.png",
+            "figures/02_ssagan_f2r_samples_captioned.png"]
+    assert rec["figures"] == {"ssagan_f2r s0": figs}
+    assert all((tmp_path / "results" / "smoke" / f).stat().st_size > 1000 for f in figs)
     metrics = json.loads(next((tmp_path / "results" / "smoke" / "metrics").glob("ssagan_f2r-*.json")).read_text())
     assert metrics["config"]["train"]["max_steps"] == 2 and metrics["metrics"]["fid"] > 0
     # a second piece with the other three arms: now the figure of all four is drawn, where the generators are

@@ -35,7 +35,7 @@ def to_uint8(img) -> np.ndarray:
 
 def image_caption_grid(images: Sequence, captions: Sequence[Sequence[str]], ncols: int = 4, width: int = 34,
                        title: str | None = None):
-    """Images in a grid, each with its caption(s) underneath (several captions of one image shown together)."""
+    """Images in a grid, each with its caption(s) underneath (several captions of one image shown together, numbered)."""
     plt = _plt()
     n = len(images)
     ncols = min(ncols, n)
@@ -47,7 +47,8 @@ def image_caption_grid(images: Sequence, captions: Sequence[Sequence[str]], ncol
         if k >= n:
             continue
         ax.imshow(to_uint8(images[k]), interpolation="nearest")
-        text = "\n".join("\n".join(textwrap.wrap(f"{j + 1}. {c}", width)) for j, c in enumerate(captions[k]))
+        numbered = [f"{j + 1}. {c}" for j, c in enumerate(captions[k])] if len(captions[k]) > 1 else captions[k]
+        text = "\n".join("\n".join(textwrap.wrap(c, width)) for c in numbered)
         ax.set_title(text, fontsize=7.5, loc="left", y=-0.02, va="top")
     if title:
         fig.suptitle(title)

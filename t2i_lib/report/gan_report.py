@@ -60,6 +60,46 @@ def sample_captions(summary: dict) -> list[str]:
     return json.loads((Path(summary["sample_grid"]).parent / "captions.json").read_text())
 
 
+def split_grid(grid_png: str | Path, n: int, nrow: int = 8, padding: int = 2) -> list:
+    """The ``n`` tiles (``H x W x 3`` uint8) of a grid written by ``torchvision.utils.make_grid`` with ``nrow``
+    tiles per row and ``padding`` pixels around each (the run's sample grid: ``t2i_lib.train.gan.sample_grid``)."""
+    import numpy as np
+    from PIL import Image
+
+    arr = np.asarray(Image.open(grid_png).convert("RGB"))
+    cols, rows = min(nrow, n), -(-n // nrow)
+    tile_h, tile_w = (arr.shape[0] - padding) // rows - padding, (arr.shape[1] - padding) // cols - padding
+    if tile_h < 1 or tile_w < 1 or rows * (tile_h + padding) + padding != arr.shape[0] \
+            or cols * (tile_w + padding) + padding != arr.shape[1]:
+        raise ValueError(f"{grid_png}: a {arr.shape[1]}x{arr.shape[0]} image is not a grid of {n} tiles, {nrow} per "
+                         f"row with padding {padding}")
+    step_h, step_w = tile_h + padding, tile_w + padding
+    return [arr[padding + (k // cols) * step_h:][:tile_h, padding + (k % cols) * step_w:][:, :tile_w]
+            for k in range(n)]
+
+
+def captioned_samples(summary: dict, title: str = "", ncols: int = 4):
+    """The run's final sample grid, each image with the caption it was generated from underneath."""
+    captions = sample_captions(summary)
+    tiles = split_grid(summary["sample_grid"], len(captions))
+    return figures.image_caption_grid(tiles, [[c] for c in captions], ncols=ncols, width=30, title=title or None)
+
+
+def publish_run_figures(summary: dict, figures_dir: str | Path, experiment: str) -> dict[str, Path]:
+    """A finished run's figures, under the names the study's reports use (the last run written wins):
+    ``02_<experiment>_losses.png`` (training curves; the fake-to-fake term against its chance value),
+    ``02_<experiment>_samples.png`` (the final sample grid) and ``02_<experiment>_samples_captioned.png`` (the same
+    images with their captions).  Notebook 02 and each piece of ``scripts/gpu_study.py`` call this, so the
+    figures need only the run folder, never a whole study on one machine."""
+    figures_dir = Path(figures_dir)
+    title = f"{summary['run_id']} ({summary['steps']} steps)"
+    return {"losses": figures.save(loss_curves(read_stats(summary["stats"]), title, f2f_chance(summary)),
+                                   figures_dir / f"02_{experiment}_losses.png"),
+            "samples": publish_samples(summary, figures_dir / f"02_{experiment}_samples.png"),
+            "captioned": figures.save(captioned_samples(summary, title),
+                                      figures_dir / f"02_{experiment}_samples_captioned.png")}
+
+
 def _legend_below(fig, ax, title: str = ""):
     """One legend (``ax``'s lines) under a row of panels, and the title above them."""
     handles, labels = ax.get_legend_handles_labels()
