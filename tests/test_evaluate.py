@@ -1,5 +1,6 @@
 """evaluate_many: several runs evaluated in worker processes give the numbers of one process, in the given order."""
 
+import json
 import math
 
 import pytest
@@ -41,6 +42,11 @@ def test_parallel_evaluation_gives_the_sequential_numbers_and_reuses_finished_me
                 assert b["metrics"][k] == pytest.approx(v, rel=1e-4, abs=1e-6), (a["run_id"], k)
                 compared += 1
     assert compared >= 3 * 10
+    # the training run's time and device travel with the metrics (run folders are not committed)
+    for r, c in zip(seq, cfgs):
+        summ = json.loads((gan.run_dir_for(c) / "summary.json").read_text())
+        assert r["training"] == {k: summ[k] for k in ("wall_seconds", "device", "world_size", "steps", "skipped_steps")}
+        assert r["training"]["steps"] == 2 and r["training"]["wall_seconds"] > 0
     # the arms are different models: the comparison above is not of three copies of one number
     assert len({r["metrics"]["fid"] for r in seq}) == 3
     # nothing changed: every metrics file is reused, no worker needed

@@ -393,18 +393,24 @@ def test_setup_names_schedule_and_training_time_from_the_run_summaries(tmp_path)
     (tmp_path / "runs" / "a" / "summary.json").write_text(json.dumps({"steps": 140, "wall_seconds": 180.0,
                                                                       "device": "cpu"}))
     recs = []
-    for seed in (0, 1):
+    for seed in (0, 1, 2):
         r = _rec("ssagan", "baseline", seed)
         r["config"] = {"train": {"max_steps": 140, "batch_size": 16, "f2f_pairing": "split"},
                        "model": {"ngf": 8, "ndf": 8}}
         r["train_summary"] = "runs/a/summary.json" if seed == 0 else str(tmp_path / "missing.json")
         r["_file"] = str(tmp_path / "metrics" / f"x{seed}.json")  # relative paths: from the results directory
         recs.append(r)
+    # seed 2: written by today's evaluation, which keeps the training time in the metrics file (no run folder needed)
+    recs[2]["training"] = {"wall_seconds": 60.0, "device": "cpu", "steps": 140}
     lines = study._training_lines(recs)
     assert lines[0] == ("- training schedule per model: SSA-GAN: 140 steps, batch 16, ngf/ndf 8/8, 16 images x 1 "
                         "caption per step (the reference's single-caption baseline)")
-    assert lines[1] == "- training time summed over 1 run: 3.0 min on cpu (from the runs' summary.json)"
-    assert study._training_lines([_rec("ssagan", "baseline", 0)]) == []  # nothing recorded, nothing claimed
+    assert lines[1] == ("- training time summed over 2 runs: 4.0 min on cpu (recorded in the metrics files, or read "
+                        "from the runs' summary.json where a run folder is here); 1 of 3 runs record no training time "
+                        "(metrics written before it was recorded, run folder absent)")
+    # nothing recorded: said, not summed to zero
+    assert study._training_lines([_rec("ssagan", "baseline", 0)]) == [
+        "- training time: not recorded (metrics written before it was recorded, run folders absent)"]
 
 
 def test_setup_reads_attribute_accuracy_against_classifier_and_pooled_chance():

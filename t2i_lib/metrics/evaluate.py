@@ -348,6 +348,8 @@ def evaluate_gan(cfg: Config, device, dataset_root: str | Path, force: bool = Fa
            "config_hash": cfg.hash, "eval_hash": _eval_hash(cfg), "lib_version": __version__,
            "step": gmeta["step"], "metrics": metrics, "protocol": protocol, "config": cfg.to_dict(),
            "train_summary": _rel(summary_file, results_root),
+           # what the study reports of the training run, kept here: run folders are not committed, metrics are
+           "training": {k: summary.get(k) for k in ("wall_seconds", "device", "world_size", "steps", "skipped_steps")},
            "device": str(device), "seconds": time.time() - t0}
     write_json(out_path, rec)
     rec["_file"] = str(out_path)

@@ -820,14 +820,14 @@ def arm_batches(config: dict) -> str:
 
 def _training_lines(records: list[dict]) -> list[str]:
     """Schedule and model size per family (from the configs in the metrics files) and the training time and
-    device(s) (from the runs' training summaries, where they are readable here)."""
+    device(s) (recorded in the metrics files; for older files, from the runs' summary.json where it is here)."""
     sched: dict[str, set] = {}
     wall, devices, n_read = 0.0, set(), 0
     for r in records:
         c = r.get("config") or {}
         t, m = c.get("train") or {}, c.get("model") or {}
-        summ = {}
-        p = r.get("train_summary")
+        summ = r.get("training") or {}  # recorded by the evaluation; older metrics files point at summary.json
+        p = None if summ else r.get("train_summary")
         if p and not Path(p).is_absolute() and r.get("_file"):  # relative to the results directory
             p = Path(r["_file"]).parent.parent / p
         if p and Path(p).is_file():
@@ -850,9 +850,14 @@ def _training_lines(records: list[dict]) -> list[str]:
     if sched:
         lines.append("- training schedule per model: " + "; ".join(
             f"{FAMILY_NAMES.get(f, f)}: {' | '.join(sorted(v))}" for f, v in sorted(sched.items())))
+    if records and not n_read:
+        lines.append("- training time: not recorded (metrics written before it was recorded, run folders absent)")
     if n_read:
         lines.append(f"- training time summed over {n_read} run{'s' if n_read != 1 else ''}: {wall / 60:.1f} min on "
-                     f"{', '.join(sorted(devices))} (from the runs' summary.json)")
+                     f"{', '.join(sorted(devices))} (recorded in the metrics files, or read from the runs' "
+                     f"summary.json where a run folder is here)" + (f"; {len(records) - n_read} of {len(records)} runs "
+                     f"record no training time (metrics written before it was recorded, run folder absent)"
+                     if n_read < len(records) else ""))
     return lines
 
 
