@@ -491,3 +491,28 @@ def test_setup_names_which_family_uses_which_encoder_when_they_differ():
     assert ("training encoder (the GAN's; the paper's protocol): `runs/a/best.pt` (AttnGAN, AttnGAN + style "
             "blocks), `runs/b/best.pt` (SSA-GAN); evaluation encoder") in line
     assert line.endswith("`runs/j/best.pt` (AttnGAN, AttnGAN + style blocks), `runs/k/best.pt` (SSA-GAN)")
+
+
+def test_one_encoder_path_with_two_versions_of_its_weights_is_flagged_at_the_top(tmp_path):
+    """A retrained encoder keeps its run id (the config is the same) but not always its weights: the study says so."""
+    recs = []
+    for seed in (0, 1, 2):
+        for variant in ("baseline", "f2f"):
+            r = _rec("ssagan", variant, seed)
+            sha = "aa" * 32 if seed < 2 else "bb" * 32  # seed 2 trained after the encoder was retrained
+            r["protocol"]["damsm_encoder"] = {"path": "runs/damsm_cl-demo-s0-x/best.pt", "sha256": sha}
+            r["protocol"]["judge_encoder"] = {"path": "runs/damsm_cl-demo-s1-y/best.pt", "sha256": "cc" * 32}
+            recs.append(r)
+    md = study._encoder_versions_md(recs)
+    assert md.startswith("> **One encoder, several versions of its weights**: training encoder "
+                         "`runs/damsm_cl-demo-s0-x/best.pt`: weights aaaaaaaaaaaa (SSA-GAN baseline s0, SSA-GAN "
+                         "baseline s1, SSA-GAN f2f s0, SSA-GAN f2f s1); weights bbbbbbbbbbbb (SSA-GAN baseline s2, "
+                         "SSA-GAN f2f s2).")
+    assert "evaluation encoder" not in md  # one version of the judge: not flagged
+    _write(tmp_path / "metrics", recs)
+    text = study.write_study(tmp_path / "metrics", tmp_path / "study.md")["study_md"]
+    head = open(text).read().split("## How claims are judged")[0]
+    assert "One encoder, several versions of its weights" in head
+    for r in recs:
+        r["protocol"]["damsm_encoder"]["sha256"] = "aa" * 32
+    assert study._encoder_versions_md(recs) == ""

@@ -735,6 +735,29 @@ def _flags_md(records: list[dict]) -> str:
             "to improve, so their differences describe early training, not the paper's claims.\n")
 
 
+def _encoder_versions_md(records: list[dict]) -> str:
+    """A warning for the top of ``study.md`` when runs name one encoder run but record different weights (sha256):
+    the encoder was retrained between them (a run folder lost, another machine) and did not come out bit-identical,
+    so their comparisons mix an encoder difference into the loss difference ('' when every path has one version)."""
+    out = []
+    for key, role in (("damsm_encoder", "training encoder"), ("judge_encoder", "evaluation encoder")):
+        versions: dict[str, dict[str, list[str]]] = {}  # path -> sha256 -> runs
+        for r in records:
+            enc = (r.get("protocol") or {}).get(key) or {}
+            if enc.get("path") and enc.get("sha256"):
+                versions.setdefault(str(enc["path"]), {}).setdefault(str(enc["sha256"]), []).append(
+                    f"{FAMILY_NAMES.get(r.get('family'), r.get('family'))} {r.get('variant')} s{r.get('seed')}")
+        for path, shas in sorted(versions.items()):
+            if len(shas) > 1:
+                out.append(f"{role} `{path}`: " + "; ".join(f"weights {sha[:12]} ({', '.join(sorted(runs))})"
+                                                           for sha, runs in sorted(shas.items())))
+    if not out:
+        return ""
+    return ("> **One encoder, several versions of its weights**: " + ". ".join(out) + ". The encoder was retrained "
+            "between these runs and did not come out bit-identical, so a comparison between runs of different versions "
+            "includes an encoder difference, not only the loss.\n")
+
+
 def _interaction_md(records: list[dict]) -> str:
     rows = interaction(records)
     if not rows:
@@ -1025,9 +1048,9 @@ def write_study(metrics_dir: str | Path, out_md: str | Path, figures_dir: str | 
     md = [f"# Study: do the fake-to-fake and fake-to-real losses do what 2312.10854 claims? ({profile} profile)\n",
           "Written by `t2i_lib.report.study.write_study` from the metrics files in "
           f"`{rel_metrics}/` (relative to this file). Every number below is computed from those files.\n"]
-    flags = _flags_md(records)
-    if flags:
-        md.append(flags)
+    for flags in (_flags_md(records), _encoder_versions_md(records)):
+        if flags:
+            md.append(flags)
     md += ["## How claims are judged\n", rules_md(), "\n## Verdicts at a glance\n", "\n".join(summary) + "\n",
            "## Setup\n", "\n".join(_setup_lines(records, agg, device_note, wall_time_note)) + "\n",
            "## Measurements (mean ± sample std over seeds)\n",
