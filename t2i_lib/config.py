@@ -138,6 +138,8 @@ class TrainConfig:
     pair_noise: str = "independent"      # independent (own z per fake; reference after un-permuting) |
     #                                      per_image (both fakes of an image share z) | per_position (reference rows)
     adam: str = "default"                # default | foreach | fused (same update, fewer kernel launches)
+    adam_eps: float = 1e-8               # Adam's epsilon for G and D (PyTorch's default; >> |grad| makes the update
+    #                                      linear in the gradient, as the DDP parity test needs)
     magp_weight: float = 2.0             # MA-GP k (SSA-GAN/DF-GAN)
     magp_power: float = 6.0              # MA-GP p
     attribute_negatives: bool = False    # SSA-GAN on caption-shapes: D's mismatched pairs also pair each real image
@@ -469,7 +471,7 @@ def validate(cfg: Config) -> Config:
     for name, w in t.losses.as_dict().items():
         if w < 0:
             raise ConfigError(f"train.losses.{name} must be >= 0, got {w}")
-    for k, v in {"train.f2f_tau": t.f2f_tau, "train.f2r_tau": t.f2r_tau,
+    for k, v in {"train.f2f_tau": t.f2f_tau, "train.f2r_tau": t.f2r_tau, "train.adam_eps": t.adam_eps,
                  "damsm.contrastive_tau": dm.contrastive_tau}.items():
         if v <= 0:
             raise ConfigError(f"{k} must be > 0, got {v}")
@@ -560,7 +562,7 @@ NON_SEMANTIC_KEYS = ("run.device", "run.progress", "run.results_dir", "run.threa
 # and changing eval.n_samples re-evaluates without retraining.
 # Fields added after runs were committed: hashed only when they differ from the value given here (the behaviour
 # before they existed), so every earlier run keeps its id.
-HASHED_WHEN_SET = {"train.attribute_negatives": False, "model.d_gate_init": 0.0}
+HASHED_WHEN_SET = {"train.attribute_negatives": False, "model.d_gate_init": 0.0, "train.adam_eps": 1e-8}
 DAMSM_EVAL_KEYS = ("r_precision_candidates", "r_precision_folds", "eval_seed")
 GAN_EVAL_KEYS = ("eval_seed",)
 

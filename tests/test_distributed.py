@@ -81,28 +81,37 @@ def _run(args, env, timeout=900):
     return r
 
 
-def _weights_diff(a, b, key):
+def _weights_diff(a, b, key, signed=False):
+    """``b - a`` over the floating-point tensors of ``state[key]`` (BatchNorm statistics included), flattened; its
+    absolute value unless ``signed``."""
     wa = torch.load(a, weights_only=True)["state"][key]
     wb = torch.load(b, weights_only=True)["state"][key]
     assert wa.keys() == wb.keys()
-    return torch.cat([(wa[k] - wb[k]).abs().flatten().float() for k in wa if wa[k].is_floating_point()])
+    d = torch.cat([(wb[k] - wa[k]).flatten().float() for k in wa if wa[k].is_floating_point()])
+    return d if signed else d.abs()
 
 
 @pytest.mark.slow
 def test_torchrun_gan_matches_one_process_with_the_global_batch(tmp_path):
     """SSA-GAN with both contrastive losses (duplicate pairing: 8 images, 16 fakes a step) and MA-GP's double
     backward, 2 processes x 4 images against 1 x 8: every logged loss within 1e-4 relative (plus 1e-6 absolute)
-    over 4 steps, final G and D weights within median 1e-5 and max 1e-3 absolute (floating-point reduction
-    order differs; Adam's first steps amplify it on near-zero gradients).  Checks the sharded sampler, the noise
+    over 4 steps, and the G and D updates of steps 3-4 within 1e-4 relative.  Checks the sharded sampler, the noise
     slices, the global-batch BatchNorm (CrossRankBatchNorm: SyncBatchNorm does not run on CPU), the gathered
-    mismatched pairs, DAMSM matching and NT-Xent negatives, and DDP through the D heads."""
+    mismatched pairs, DAMSM matching and NT-Xent negatives, and DDP's gradient averaging through the D heads.
+
+    Adam runs with ``train.adam_eps=1``, far above every gradient, so its update is lr/eps times the gradient (beta1
+    is 0 for SSA-GAN): plain SGD.  With PyTorch's eps of 1e-8 Adam divides each gradient element by its own size,
+    so an element near zero, whose sign the floating-point reduction order decides, moves by a whole learning rate
+    either way.  Seen on one CPU: with the judge encoder of this test, D's weights parted by up to 1.7e-3 by step 3
+    and g_adv by 1.1 %, while the gradients themselves (measured with eps 1e3) agreed to 1e-7 relative."""
     env = {**os.environ, "T2I_PROGRESS": "off", "OMP_NUM_THREADS": "1"}
     enc_root = tmp_path / "enc"
-    _run(["-m", "t2i_lib", "pretrain-damsm", "--profile", "smoke", "--device", "cpu", "--set", "damsm.epochs=1",
-          "--set", f"run.results_dir={enc_root}"], env)
-    enc = next(enc_root.glob("runs/damsm-*/best.pt"))
+    _run(["-m", "t2i_lib", "pretrain-damsm", "--profile", "smoke", "--device", "cpu", "--which", "training",
+          "--set", "damsm.epochs=1", "--set", f"run.results_dir={enc_root}"], env)
+    (enc,) = enc_root.glob("runs/damsm-*/best.pt")
     over = {"damsm.encoder_path": str(enc), "train.max_steps": 4, "train.log_every": 1, "train.ckpt_every": 2,
-            "train.sample_every": 4, "train.keep_checkpoints": 0}
+            "train.sample_every": 4, "train.keep_checkpoints": 0, "train.adam_eps": 1.0, "train.lr_g": 0.01,
+            "train.lr_d": 0.01}
     sets = [a for k, v in over.items() for a in ("--set", f"{k}={v}")]
     one, two = tmp_path / "one", tmp_path / "two"
     cmd = ["-m", "t2i_lib", "train-gan", "ssagan_both", "--profile", "smoke", "--device", "cpu", *sets]
@@ -116,19 +125,24 @@ def test_torchrun_gan_matches_one_process_with_the_global_batch(tmp_path):
     for x, y in zip(a, b):
         for k in ("d_real", "d_fake", "d_mis", "d_magp", "g_adv", "g_damsm", "g_f2f", "g_f2r", "g_total"):
             assert abs(x[k] - y[k]) <= 1e-4 * abs(x[k]) + 1e-6, (x["step"], k, x[k], y[k])
+    # the losses moved: a parity of untouched values would prove nothing (seen: g_adv 0.016 -> 0.063)
+    assert a[-1]["g_adv"] > 2 * a[0]["g_adv"]
     summary = json.loads((two / "runs" / cfg.run_id / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["steps"] == 4
     ck = f"runs/{cfg.run_id}/checkpoints/ckpt_000004.pt"
+    mid = f"runs/{cfg.run_id}/checkpoints/ckpt_000002.pt"
     for key in ("G", "D"):
         d = _weights_diff(one / ck, two / ck, key)
-        assert d.median() < 1e-5 and d.max() < 1e-3, (key, d.median(), d.max())
-    # the trainer moved the weights (a parity of untouched weights would prove nothing): Adam took 2 steps by the
-    # mid-run checkpoint (the final one carries no optimizer state), and the weights changed after it
-    mid = f"runs/{cfg.run_id}/checkpoints/ckpt_000002.pt"
+        assert d.max() < 1e-5, (key, d.max())  # seen: 1.2e-7
+        # the update of steps 3-4 in one process against two (seen: 6e-6 and 4e-6 relative); it is not zero
+        upd_one = _weights_diff(one / mid, one / ck, key, signed=True)
+        upd_two = _weights_diff(two / mid, two / ck, key, signed=True)
+        assert upd_one.norm() > 1e-3, (key, upd_one.norm())
+        assert (upd_one - upd_two).norm() < 1e-4 * upd_one.norm(), (key, (upd_one - upd_two).norm(), upd_one.norm())
+    # Adam took 2 steps by the mid-run checkpoint (the final one carries no optimizer state)
     adam = torch.load(one / mid, weights_only=True)["optim"]["G"]["state"]
     assert adam and all(int(v["step"]) == 2 for v in adam.values())
     assert torch.load(one / ck, weights_only=True)["optim"] is None
-    assert _weights_diff(one / mid, one / ck, "G").max() > 1e-4
     assert len(list((two / "runs" / cfg.run_id / "checkpoints").glob("*.pt"))) == 2
 
 

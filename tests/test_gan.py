@@ -193,6 +193,27 @@ def test_adam_implementations_give_the_default_update(setup, impl):
                 assert math.isclose(a[k], b[k], rel_tol=1e-5, abs_tol=1e-6), (impl, k, a[k], b[k])
 
 
+def test_adam_eps_reaches_both_optimizers_and_keeps_run_ids_at_its_default():
+    from t2i_lib.train.gan import make_optimizers
+
+    G, D = torch.nn.Linear(2, 2), torch.nn.Linear(2, 1)
+    base = C.resolve("ssagan_baseline", "smoke")
+    assert [o.defaults["eps"] for o in make_optimizers(base, G, D)] == [1e-8, 1e-8]  # PyTorch's default
+    big = C.resolve("ssagan_baseline", "smoke", {"train.adam_eps": 1.0})
+    opt_g, opt_d = make_optimizers(big, G, D)
+    assert opt_g.defaults["eps"] == opt_d.defaults["eps"] == 1.0
+    assert big.run_id != base.run_id
+    assert C.resolve("ssagan_baseline", "smoke", {"train.adam_eps": 1e-8}).run_id == base.run_id
+    # eps far above the gradient: Adam's first update (beta1 0) is lr * g / (|g| + eps), linear in g
+    w = torch.nn.Parameter(torch.zeros(3))
+    opt = torch.optim.Adam([w], lr=0.5, betas=(0.0, 0.9), eps=1.0)
+    w.grad = torch.tensor([1e-3, -2e-3, 4e-3])
+    opt.step()
+    assert torch.allclose(w.detach(), -0.5 * w.grad / (w.grad.abs() + 1.0))
+    with pytest.raises(C.ConfigError, match="adam_eps"):
+        C.resolve("ssagan_baseline", "smoke", {"train.adam_eps": 0.0})
+
+
 def test_contrastive_gradients_reach_G_not_frozen_encoders(setup):
     from t2i_lib.data.dataset import CaptionDataset
     from t2i_lib.train.damsm import encoder_path, load_encoders

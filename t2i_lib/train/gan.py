@@ -91,8 +91,8 @@ def make_optimizers(cfg: Config, G: nn.Module, D: nn.Module) -> tuple[torch.opti
     t = cfg.train
     betas = get_family(cfg.model.family).betas(cfg)
     impl = {"default": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}[t.adam]
-    return (torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=betas, **impl),
-            torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=betas, **impl))
+    return (torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=betas, eps=t.adam_eps, **impl),
+            torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=betas, eps=t.adam_eps, **impl))
 
 
 def speed_wrappers(cfg: Config, G: nn.Module, D: nn.Module) -> tuple[nn.Module, nn.Module]:
