@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+from ..utils.grid import GRID_NROW, GRID_PADDING
 from . import figures
 
 _GROUPS = (("discriminator", ("d_total", "d_real", "d_fake", "d_mis", "d_magp")),
@@ -60,7 +61,7 @@ def sample_captions(summary: dict) -> list[str]:
     return json.loads((Path(summary["sample_grid"]).parent / "captions.json").read_text())
 
 
-def split_grid(grid_png: str | Path, n: int, nrow: int = 8, padding: int = 2) -> list:
+def split_grid(grid_png: str | Path, n: int, nrow: int = GRID_NROW, padding: int = GRID_PADDING) -> list:
     """The ``n`` tiles (``H x W x 3`` uint8) of a grid written by ``torchvision.utils.make_grid`` with ``nrow``
     tiles per row and ``padding`` pixels around each (the run's sample grid: ``t2i_lib.train.gan.sample_grid``)."""
     import numpy as np

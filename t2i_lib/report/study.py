@@ -735,19 +735,29 @@ def _flags_md(records: list[dict]) -> str:
             "to improve, so their differences describe early training, not the paper's claims.\n")
 
 
+def _encoder_users(records: list[dict], key: str) -> dict[str, list[dict]]:
+    """Encoder path -> the records whose protocol names it under ``key`` (``damsm_encoder`` or ``judge_encoder``), in
+    record order."""
+    users: dict[str, list[dict]] = {}
+    for r in records:
+        enc = (r.get("protocol") or {}).get(key)
+        if enc:
+            users.setdefault(str(enc.get("path")), []).append(r)
+    return users
+
+
 def _encoder_versions_md(records: list[dict]) -> str:
     """A warning for the top of ``study.md`` when runs name one encoder run but record different weights (sha256):
     the encoder was retrained between them (a run folder lost, another machine) and did not come out bit-identical,
     so their comparisons mix an encoder difference into the loss difference ('' when every path has one version)."""
     out = []
     for key, role in (("damsm_encoder", "training encoder"), ("judge_encoder", "evaluation encoder")):
-        versions: dict[str, dict[str, list[str]]] = {}  # path -> sha256 -> runs
-        for r in records:
-            enc = (r.get("protocol") or {}).get(key) or {}
-            if enc.get("path") and enc.get("sha256"):
-                versions.setdefault(str(enc["path"]), {}).setdefault(str(enc["sha256"]), []).append(
-                    f"{FAMILY_NAMES.get(r.get('family'), r.get('family'))} {r.get('variant')} s{r.get('seed')}")
-        for path, shas in sorted(versions.items()):
+        for path, users in sorted(_encoder_users(records, key).items()):
+            shas: dict[str, list[str]] = {}  # sha256 -> runs
+            for r in users:
+                if r["protocol"][key].get("sha256"):
+                    shas.setdefault(str(r["protocol"][key]["sha256"]), []).append(
+                        f"{FAMILY_NAMES.get(r.get('family'), r.get('family'))} {r.get('variant')} s{r.get('seed')}")
             if len(shas) > 1:
                 out.append(f"{role} `{path}`: " + "; ".join(f"weights {sha[:12]} ({', '.join(sorted(runs))})"
                                                            for sha, runs in sorted(shas.items())))
@@ -796,13 +806,8 @@ def _setup_lines(records: list[dict], agg: list[dict], device_note: str, wall_ti
     encs = []
     for key, role in (("damsm_encoder", "training encoder (the GAN's; the paper's protocol)"),
                       ("judge_encoder", "evaluation encoder (held out: own seed, selected on a validation split)")):
-        users: dict[str, list[str]] = {}  # path -> the families that use it, in order of first use
-        for r in records:
-            if (r.get("protocol") or {}).get(key):
-                fams = users.setdefault(str(r["protocol"][key].get("path")), [])
-                name = FAMILY_NAMES.get(r.get("family"), str(r.get("family")))
-                if name not in fams:
-                    fams.append(name)
+        users = {path: list(dict.fromkeys(FAMILY_NAMES.get(r.get("family"), str(r.get("family"))) for r in runs))
+                 for path, runs in _encoder_users(records, key).items()}  # path -> its families, in order of use
         found = sorted(users)
         if len(found) > 1:  # a family with its own encoder: say which family uses which
             encs.append(f"{role}: " + ", ".join(f"`{p}` ({', '.join(users[p])})" for p in found))

@@ -54,6 +54,7 @@ from torch import nn
 
 from .. import __version__, paths
 from ..config import Config
+from ..utils.grid import GRID_NROW, GRID_PADDING
 from ..utils.io import write_json
 from .distributed import SINGLE, DistInfo, Heads, check_divisible, current, rank_slices
 from .families import FAMILIES  # the registry: one module per family
@@ -153,7 +154,7 @@ def images_per_loader_batch(cfg: Config) -> int:
     return t.batch_size
 
 
-def sample_grid(G, generate, text_enc, fixed: dict, device, path: Path, nrow: int = 8) -> Path:
+def sample_grid(G, generate, text_enc, fixed: dict, device, path: Path, nrow: int = GRID_NROW) -> Path:
     """Images from the fixed captions and fixed noise, saved as one PNG grid (G in eval mode)."""
     import torchvision
 
@@ -166,7 +167,7 @@ def sample_grid(G, generate, text_enc, fixed: dict, device, path: Path, nrow: in
         imgs = generate(G, fixed["z"].to(device), sent, words, None)
     G.train(was)
     grid = torchvision.utils.make_grid(imgs.float().cpu().clamp(-1, 1), nrow=nrow, normalize=True,
-                                       value_range=(-1, 1), padding=2)
+                                       value_range=(-1, 1), padding=GRID_PADDING)
     from PIL import Image
     import io
 
