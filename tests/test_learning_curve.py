@@ -104,6 +104,20 @@ def test_curve_label_names_the_settings_that_differ_from_the_profile():
     rec["config"] = changed.to_dict()
     # how the curve was recorded (steps, checkpoint interval) is not a setting; what was trained is
     assert lc.curve_label(rec) == "attngan_baseline (model.ndf=8, train.ema_decay=0.999)"
+
+
+def test_curve_label_names_a_setting_added_after_the_curve_was_recorded(monkeypatch):
+    """A curve recorded before ``model.d_gate_init`` existed has no such key; once the profile sets it, the label
+    names the curve's value, the default (0: the behaviour before the field existed)."""
+    rec = {"experiment": "ssagan_baseline", "profile": "demo", "config": C.resolve("ssagan_baseline", "demo").to_dict()}
+    del rec["config"]["model"]["d_gate_init"]
+    deltas = {**C.PROFILE_FAMILY_DELTAS, "demo": {**C.PROFILE_FAMILY_DELTAS["demo"],
+                                                  "ssagan": {**C.PROFILE_FAMILY_DELTAS["demo"]["ssagan"],
+                                                             "model": {"d_gate_init": 1.0}}}}
+    monkeypatch.setattr(C, "PROFILE_FAMILY_DELTAS", deltas)
+    assert lc.curve_label(rec) == "ssagan_baseline (model.d_gate_init=0)"
+    rec["config"]["model"]["no_such_key"] = 1  # unreadable by from_dict: compared as recorded
+    assert lc.curve_label(rec) == "ssagan_baseline"
     assert lc.curve_label({"experiment": "nope_x", "profile": "demo", "config": {}}) == "nope_x"
 
 

@@ -105,15 +105,21 @@ _NOT_A_SETTING = ("train.max_steps", "train.epochs", "train.ckpt_every", "train.
 def curve_label(rec: dict) -> str:
     """``experiment`` plus the training settings in which the curve's run differs from its profile as it is today
     (e.g. ``attngan_baseline (train.ema_decay=0.99)``), so curves of one experiment under different settings can be
-    told apart; the record's own config is the source, so an old curve names what a later profile changed."""
+    told apart; the record's own config is the source, so an old curve names what a later profile changed.  That
+    config is read back through ``config.from_dict``, so a setting added after the curve was recorded counts at the
+    default it was given (the behaviour before it existed), and a profile that later changed it is named here."""
     from .. import config as C
 
     try:
         today = flatten_dict(C.resolve(rec["experiment"], rec["profile"]).to_dict())
     except Exception:  # noqa: BLE001 - an experiment or profile that no longer exists: no comparison
         return rec["experiment"]
+    try:
+        then = flatten_dict(C.from_dict(rec.get("config") or {}).to_dict())
+    except Exception:  # noqa: BLE001 - a config with keys that no longer exist: read it as recorded
+        then = flatten_dict(rec.get("config") or {})
     diff = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-            for k, v in sorted(flatten_dict(rec.get("config") or {}).items())
+            for k, v in sorted(then.items())
             if k in today and today[k] != v and not k.startswith(_NOT_A_SETTING)]
     return rec["experiment"] + (f" ({', '.join(diff)})" if diff else "")
 
