@@ -311,8 +311,19 @@ PROFILES: dict[str, dict] = {
 #   the reference 1e-4 / 4e-4 its text-conditioned branches barely open within the demo's schedule; both rates x4
 #   (same ratio).  48 % attribute accuracy at 1,000 steps, 69 % at 3,000 (the curve).  The screen of all 12
 #   SSA-GAN study runs of the earlier 3,000-step schedule (learning_curve/screen-ssagan-steps.json) shows the
-#   plateau: mean 65.1 % at 2,000 steps (lowest run 60.5 %), 66.6 % at 2,500, 67.1 % at 3,000.  2,000 steps: a
-#   third less training for two points, which keeps the whole study within 3 hours on two cores.
+#   plateau: mean 65.1 % at 2,000 steps (lowest run 60.5 %), 66.6 % at 2,500, 67.1 % at 3,000, and the samples
+#   are round blobs of the right colour at the right place: the discriminator cannot see shape.  Its residual gates
+#   start at 0 (the reference) and stay near 0, which leaves its image side affine; the demo starts them at 1
+#   (model.d_gate_init), adds for every real image a caption wrong in exactly one attribute to the mismatched
+#   pairs (train.attribute_negatives), trains 4,000 steps, and gives SSA-GAN its own DAMSM pair trained 20 epochs
+#   (damsm.epochs; ckpt_every 1 keeps each epoch for the per-epoch probe).  A 10-epoch DAMSM has not yet separated
+#   shapes; one trained 30 epochs has let position fade from its sentence embeddings (docs/evaluation.md,
+#   diagnostics/damsm-position/).  The curve of this schedule (learning_curve/ssagan_baseline-demo-s0-16cf3013.json,
+#   the study's seed-0 baseline run): attribute accuracy 58.2 % at 2,000 steps, 70.7 % at 3,000, 74.9 % at 3,500,
+#   75.8 % at 4,000; R-precision 76 / 84 / 88 / 81 %, FID 130 / 100 / 106 / 93.  4,000 steps; 1,210 s
+#   of training on one core.  The two AttnGAN families keep the profile's 10-epoch encoder: with the 20-epoch
+#   one their conditioning augmentation drops position and the style family falls below 40 % attribute accuracy
+#   (diagnostics/attngan-ca/).
 # - AttnGAN: the reference's EMA of G (0.999) averages over about the last 1,000 steps, so after a few thousand
 #   steps the evaluated generator still carries the untrained one; 0.99 (about the last 100 steps) and both rates
 #   x2: 37 % at 1,000 steps and 45 % at 2,000, where the reference's settings gave 24 % at 1,000 and 37 % at 3,000.
@@ -330,8 +341,15 @@ PROFILES: dict[str, dict] = {
 #   steps.json): 41.5 / 37.8 % at 2,000, 46.8 / 40.6 % at 2,500, 50.6 / 46.6 % at 3,000, still rising.  2,500
 #   steps: 3,000 would not fit the study's 3 hours on two cores.  Seed 0's full curve to 3,000 steps (attribute
 #   accuracy, R-precision, FID at every 500): learning_curve/style_attngan_baseline-demo-s0-937f0fab.json.
+# Parts of a family delta that apply on one dataset only (after PROFILE_FAMILY_DELTAS, before the overrides): the
+# demo's attribute negatives need caption-shapes' per-image attributes, so the demo's SSA-GAN on another dataset
+# (``ssagan_f2f_cub``, ``--set data.dataset=caption-scenes``) trains without them.
+PROFILE_FAMILY_DATASET_DELTAS: dict[str, dict[tuple[str, str], dict]] = {
+    "demo": {("ssagan", "caption-shapes"): {"train": {"attribute_negatives": True}}},
+}
 PROFILE_FAMILY_DELTAS: dict[str, dict[str, dict]] = {
-    "demo": {"ssagan": {"train": {"lr_g": 4e-4, "lr_d": 1.6e-3, "max_steps": 2000}},
+    "demo": {"ssagan": {"damsm": {"epochs": 20, "ckpt_every": 1}, "model": {"d_gate_init": 1.0},
+                        "train": {"lr_g": 4e-4, "lr_d": 1.6e-3, "max_steps": 4000}},
              "attngan": {"train": {"lr_g": 4e-4, "lr_d": 4e-4, "ema_decay": 0.99, "max_steps": 2000}},
              "style_attngan": {"model": {"ndf": 4},
                                "train": {"ema_decay": 0.99, "max_steps": 2500, "losses": {"damsm": 0.25}}}},
@@ -525,9 +543,13 @@ def resolve(experiment: str = "ssagan_baseline", profile: str = "smoke", overrid
     prof = PROFILES[profile]
     fam = EXPERIMENTS[experiment].get("model", {}).get("family")
     fam_delta = PROFILE_FAMILY_DELTAS.get(profile, {}).get(fam, {})
-    delta = _merge(_merge(_merge(EXPERIMENTS[experiment], prof), fam_delta), overrides)
-    # The experiment's dataset wins over the profile's default dataset (e.g. *_coco under paper).
+    # The experiment's dataset wins over the profile's default dataset (e.g. *_coco under paper); an override wins
+    # over both.
     exp_ds = EXPERIMENTS[experiment].get("data", {}).get("dataset")
+    dataset = (overrides.get("data", {}).get("dataset") or exp_ds or prof.get("data", {}).get("dataset")
+               or DataConfig().dataset)
+    ds_delta = PROFILE_FAMILY_DATASET_DELTAS.get(profile, {}).get((fam, dataset), {})
+    delta = _merge(_merge(_merge(_merge(EXPERIMENTS[experiment], prof), fam_delta), ds_delta), overrides)
     if exp_ds and "dataset" not in overrides.get("data", {}):
         delta.setdefault("data", {})["dataset"] = exp_ds
     if seed is not None:

@@ -143,17 +143,19 @@ def test_profile_family_deltas_apply_to_their_family_only_and_yield_to_overrides
     assert C.resolve("ssagan_f2f", "demo").train.lr_g == 4e-4 and C.resolve("ssagan_both", "demo").train.lr_d == 1.6e-3
     assert C.resolve("ssagan_f2f", "paper").train.lr_g == 1e-4  # the reproduction keeps the reference rates
     # each family gets its own part: AttnGAN its rates x2, EMA 0.99 and 2,000 steps; the style family ndf 4 and
-    # 2,500 steps; SSA-GAN 2,000 steps
+    # 2,500 steps; SSA-GAN 4,000 steps, its discriminator gates at 1 and its own 20-epoch DAMSM
     att, sty, ssa = (C.resolve(f"{f}_f2f", "demo") for f in ("attngan", "style_attngan", "ssagan"))
     assert (att.train.lr_g, att.train.lr_d, att.train.ema_decay, att.train.max_steps) == (4e-4, 4e-4, 0.99, 2000)
     assert (sty.train.lr_g, sty.model.ndf, sty.train.ema_decay, sty.train.max_steps) == (0.002, 4, 0.99, 2500)
     # the style family's DAMSM weight is lowered in the demo only; the contrastive weights are the experiment's
     assert (sty.train.losses.damsm, sty.train.losses.f2f, sty.train.losses.f2r) == (0.25, 0.2, 0.0)
     assert C.resolve("style_attngan_f2f", "paper").train.losses.damsm == 5.0 and att.train.losses.damsm == 5.0
-    assert (ssa.model.ndf, ssa.train.max_steps, ssa.train.ema) == (16, 2000, False)
+    assert (ssa.model.ndf, ssa.train.max_steps, ssa.train.ema) == (16, 4000, False)
+    assert (ssa.model.d_gate_init, ssa.damsm.epochs, att.model.d_gate_init, att.damsm.epochs) == (1.0, 20, 0.0, 10)
+    assert C.resolve("ssagan_f2f", "paper").model.d_gate_init == 0.0  # the reproduction keeps the reference's gates
     assert C.resolve("attngan_f2f", "paper").train.ema_decay == 0.999 and C.resolve("attngan_f2f", "smoke").train.lr_g == 2e-4
     # the four arms of a family still share every setting but the contrastive weights
-    for fam in ("attngan", "style_attngan"):
+    for fam in ("attngan", "style_attngan", "ssagan"):
         a, b = (C.resolve(f"{fam}_{v}", "demo").to_dict() for v in ("baseline", "both"))
         la, lb = a["train"].pop("losses"), b["train"].pop("losses")
         assert la["damsm"] == lb["damsm"] and (la["f2f"], la["f2r"]) == (0.0, 0.0) and (lb["f2f"], lb["f2r"]) == (0.2, 0.2)

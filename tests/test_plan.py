@@ -1,5 +1,6 @@
 """The paper-profile dry run: data validation and the plan, without training."""
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -9,6 +10,7 @@ import pytest
 from t2i_lib.data.errors import DataError
 from t2i_lib.plan import format_plan, paper_plan
 
+from conftest import subprocess_env
 from test_attngan import make_cub
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,3 +97,40 @@ def test_encoder_groups_one_per_distinct_damsm_config(monkeypatch):
     assert own["run_id"] != shared["run_id"]
     # a non-semantic override (where results go) changes no run id
     assert encoder_groups("smoke", exps, {"run.results_dir": "/elsewhere"})[0]["run_id"] == own["run_id"]
+
+
+def test_demo_profile_gives_ssagan_its_own_encoder_pair():
+    """The demo trains SSA-GAN on a 20-epoch DAMSM pair (it draws shape with it) and keeps the two AttnGAN families
+    on the profile's 10-epoch pair; run_all.sh plans notebook 01 once more for SSA-GAN's pair."""
+    from t2i_lib import config as C
+    from t2i_lib.plan import encoder_groups
+
+    exps = [f"{f}_{v}" for f in ("ssagan", "style_attngan", "attngan") for v in ("baseline", "f2r", "f2f", "both")]
+    own, shared = encoder_groups("demo", exps)
+    assert own["families"] == ["ssagan"] and own["default"] is False and own["experiments"] == exps[:4]
+    assert shared["families"] == ["style_attngan", "attngan"] and shared["default"] is True
+    assert [C.resolve(e, "demo").damsm.epochs for e in ("ssagan_f2f", "attngan_f2f", "style_attngan_f2f")] == [20, 10, 10]
+    ssa = C.resolve("ssagan_both", "demo")
+    assert ssa.model.d_gate_init == 1.0 and ssa.train.attribute_negatives and ssa.train.max_steps == 4000
+    # attribute negatives need caption-shapes' attributes: on another dataset the demo's SSA-GAN trains without them
+    assert not C.resolve("ssagan_both_cub", "demo").train.attribute_negatives
+    assert not C.resolve("ssagan_both", "demo", {"data.dataset": "caption-scenes"}).train.attribute_negatives
+    assert C.resolve("ssagan_both_cub", "demo").model.d_gate_init == 1.0
+    assert not C.resolve("ssagan_both", "demo", {"train.attribute_negatives": False}).train.attribute_negatives
+    dry = subprocess.run(["bash", str(ROOT / "run_all.sh"), "--profile", "demo", "--dry-run"], capture_output=True,
+                         text=True, cwd=ROOT, timeout=300, env=subprocess_env())
+    assert dry.returncode == 0, dry.stderr
+    assert "01_pretrain_damsm-ssagan" in dry.stderr and "-p TAG -ssagan" in dry.stderr
+
+
+def test_the_committed_demo_study_is_the_demo_profiles():
+    """Every GAN metrics file of results/demo/ has the run id that the demo profile gives its experiment and seed
+    today: the committed study comes from the profile's schedule, not from an override."""
+    from t2i_lib import config as C
+
+    files = [f for f in sorted((ROOT / "results" / "demo" / "metrics").glob("*.json"))
+             if json.loads(f.read_text()).get("kind") == "gan"]
+    assert len(files) == 36
+    for f in files:
+        rec = json.loads(f.read_text())
+        assert C.resolve(rec["experiment"], "demo", seed=rec["seed"]).run_id == rec["run_id"], f.name
