@@ -550,8 +550,7 @@ def resolve(experiment: str = "ssagan_baseline", profile: str = "smoke", overrid
                or DataConfig().dataset)
     ds_delta = PROFILE_FAMILY_DATASET_DELTAS.get(profile, {}).get((fam, dataset), {})
     delta = _merge(_merge(_merge(_merge(EXPERIMENTS[experiment], prof), fam_delta), ds_delta), overrides)
-    if exp_ds and "dataset" not in overrides.get("data", {}):
-        delta.setdefault("data", {})["dataset"] = exp_ds
+    delta.setdefault("data", {})["dataset"] = dataset
     if seed is not None:
         delta = _merge(delta, {"run": {"seed": int(seed)}})
     cfg = _apply(Config(experiment=experiment, profile=profile), delta)
