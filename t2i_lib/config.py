@@ -142,6 +142,8 @@ class TrainConfig:
     #                                      linear in the gradient, as the DDP parity test needs)
     magp_weight: float = 2.0             # MA-GP k (SSA-GAN/DF-GAN)
     magp_power: float = 6.0              # MA-GP p
+    magp_every: int = 1                  # MA-GP on every k-th step only, weighted k (lazy regularisation, as
+    #                                      StyleGAN2's lazy R1); 1 = SSA-GAN's algorithm, every step
     attribute_negatives: bool = False    # SSA-GAN on caption-shapes: D's mismatched pairs also pair each real image
     #                                      with a caption wrong in exactly one attribute (docs/method.md)
     ema: bool = False
@@ -477,7 +479,8 @@ def validate(cfg: Config) -> Config:
                 "damsm.epochs": dm.epochs, "eval.n_samples": e.n_samples, "eval.batch_size": e.batch_size,
                 "model.ngf": m.ngf, "model.ndf": m.ndf, "model.z_dim": m.z_dim, "damsm.embedding_dim":
                 dm.embedding_dim, "eval.r_precision_candidates": e.r_precision_candidates,
-                "eval.r_precision_folds": e.r_precision_folds, "model.mapping_layers": m.mapping_layers}
+                "eval.r_precision_folds": e.r_precision_folds, "model.mapping_layers": m.mapping_layers,
+                "train.magp_every": t.magp_every}
     for k, v in positive.items():
         if v < 1:
             raise ConfigError(f"{k} must be >= 1, got {v}")
@@ -583,7 +586,8 @@ NON_SEMANTIC_KEYS = ("run.device", "run.progress", "run.results_dir", "run.threa
 # and changing eval.n_samples re-evaluates without retraining.
 # Fields added after runs were committed: hashed only when they differ from the value given here (the behaviour
 # before they existed), so every earlier run keeps its id.
-HASHED_WHEN_SET = {"train.attribute_negatives": False, "model.d_gate_init": 0.0, "train.adam_eps": 1e-8}
+HASHED_WHEN_SET = {"train.attribute_negatives": False, "model.d_gate_init": 0.0, "train.adam_eps": 1e-8,
+                   "train.magp_every": 1}
 DAMSM_EVAL_KEYS = ("r_precision_candidates", "r_precision_folds", "eval_seed")
 GAN_EVAL_KEYS = ("eval_seed",)
 

@@ -214,6 +214,25 @@ def test_adam_eps_reaches_both_optimizers_and_keeps_run_ids_at_its_default():
         C.resolve("ssagan_baseline", "smoke", {"train.adam_eps": 0.0})
 
 
+def test_lazy_magp_runs_on_every_kth_step_at_k_times_the_weight(setup):
+    """train.magp_every k: MA-GP on steps 0, k, 2k, ... with weight x k, nothing on the others; the first step's D
+    hinge terms are the plain run's, its penalty exactly k times the plain one (same weights until that update);
+    the default keeps every run id."""
+    plain = _losses(setup, "ssagan_baseline")
+    lazy = _losses(setup, "ssagan_baseline", **{"train.magp_every": 2})
+    assert [r["step"] for r in lazy] == [1, 2, 3]  # logged after steps 0, 1, 2
+    assert lazy[0]["d_total"] == plain[0]["d_total"] and lazy[0]["d_real"] == plain[0]["d_real"]
+    assert plain[0]["d_magp"] > 0 and all(r["d_magp"] > 0 for r in plain)
+    assert lazy[0]["d_magp"] == pytest.approx(2 * plain[0]["d_magp"], rel=1e-6)
+    assert lazy[1]["d_magp"] == 0.0 and lazy[2]["d_magp"] > 0
+    assert lazy[1]["d_total"] != plain[1]["d_total"]  # the skipped step trains a different D from then on
+    base = C.resolve("ssagan_baseline", "demo")
+    assert C.resolve("ssagan_baseline", "demo", {"train.magp_every": 1}).run_id == base.run_id
+    assert C.resolve("ssagan_baseline", "demo", {"train.magp_every": 4}).run_id != base.run_id
+    with pytest.raises(C.ConfigError, match="magp_every"):
+        C.resolve("ssagan_baseline", "smoke", {"train.magp_every": 0})
+
+
 def test_contrastive_gradients_reach_G_not_frozen_encoders(setup):
     from t2i_lib.data.dataset import CaptionDataset
     from t2i_lib.train.damsm import encoder_path, load_encoders

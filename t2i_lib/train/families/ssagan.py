@@ -1,7 +1,8 @@
 """The SSA-GAN family: build (generator + discriminator from the config), sampling, D heads and the training step.
 
 One iteration (docs/method.md#ssa-gan-step): D hinge step with mismatched captions (the next image's caption, plus
-with ``train.attribute_negatives`` a caption wrong in one attribute per real image), MA-GP step, then the G step
+with ``train.attribute_negatives`` a caption wrong in one attribute per real image), MA-GP step (every step; with
+``train.magp_every`` k > 1 every k-th step at k times the weight), then the G step
 (hinge + the encoder terms of :func:`t2i_lib.train.step.encoder_terms`), each summed over the caption sets.
 """
 
@@ -79,9 +80,9 @@ def step(ctx: GanContext, batch: dict, step: int) -> dict[str, torch.Tensor]:
             accumulate(d_terms, terms)
     optimizer_step(ctx.opt_d, d_loss)
     gp = torch.zeros((), device=dev)
-    if t.magp_weight > 0:
+    if t.magp_weight > 0 and step % t.magp_every == 0:  # lazy (magp_every k > 1): every k-th step, weight x k
         with ctx.amp():
-            gp = sum(ma_gp(lambda x, s: heads(x, [s])[0][0], real, s, t.magp_weight, t.magp_power)
+            gp = sum(ma_gp(lambda x, s: heads(x, [s])[0][0], real, s, t.magp_weight * t.magp_every, t.magp_power)
                      for _, s, _ in sets_emb)
         optimizer_step(ctx.opt_d, gp)
 
