@@ -323,10 +323,10 @@ PROFILES: dict[str, dict] = {
 #   diagnostics/damsm-position/).  The curve of this schedule (learning_curve/ssagan_baseline-demo-s0-16cf3013.json,
 #   the study's seed-0 baseline run): attribute accuracy 58.2 % at 2,000 steps, 70.7 % at 3,000, 74.9 % at 3,500,
 #   75.8 % at 4,000; R-precision 76 / 84 / 88 / 81 %, FID 130 / 100 / 106 / 93.  4,000 steps; 1,210 s
-#   of training on one core.  ndf stays 16: a discriminator of ndf 8 makes the step 1.5x faster but halves the
-#   shape accuracy at 4,000 steps (28-36 % against 56-64 %; learning_curve/screen-ssagan-ndf8.json).  The two AttnGAN families keep the profile's 10-epoch encoder: with the 20-epoch
-#   one their conditioning augmentation drops position and the style family falls below 40 % attribute accuracy
-#   (diagnostics/attngan-ca/).
+#   of training on one core.  ndf stays 16: a discriminator of ndf 8 makes the step 1.4x faster but halves the
+#   shape accuracy at 4,000 steps (28-36 % against 56-64 %; learning_curve/screen-ssagan-ndf8.json).  The two
+#   AttnGAN families keep the profile's 10-epoch encoder: with the 20-epoch one their conditioning augmentation
+#   drops position and the style family falls below 40 % attribute accuracy (diagnostics/attngan-ca/).
 # - AttnGAN: the reference's EMA of G (0.999) averages over about the last 1,000 steps, so after a few thousand
 #   steps the evaluated generator still carries the untrained one; 0.99 (about the last 100 steps) and both rates
 #   x2: 37 % at 1,000 steps and 45 % at 2,000, where the reference's settings gave 24 % at 1,000 and 37 % at 3,000.
