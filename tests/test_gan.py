@@ -152,14 +152,14 @@ def test_the_four_arms_see_identical_batches_and_noise(setup, monkeypatch):
     assert not _same(runs["both"][1], base_state)  # the weights do matter when they are not 0
 
 
-def test_attribute_negatives_change_only_the_mismatched_term(setup, monkeypatch):
+def test_attribute_negatives_change_only_the_mismatched_term(setup, monkeypatch, plain_ssagan_losses):
     """train.attribute_negatives: the same images, captions and noise; step 1's real and fake D terms are the
     same (same initial weights), the mismatched term is not (it averages over the extra pairs), and the run
     trains."""
     seen, _ = _record_steps(setup, monkeypatch, "ssagan_baseline")
     seen_neg, _ = _record_steps(setup, monkeypatch, "ssagan_baseline", **{"train.attribute_negatives": True})
     assert _same(seen_neg, seen)
-    plain = _losses(setup, "ssagan_baseline")
+    plain = plain_ssagan_losses
     neg = _losses(setup, "ssagan_baseline", **{"train.attribute_negatives": True})
     assert neg[0]["d_real"] == pytest.approx(plain[0]["d_real"], rel=1e-6)
     assert neg[0]["d_fake"] == pytest.approx(plain[0]["d_fake"], rel=1e-6)
@@ -214,11 +214,15 @@ def test_adam_eps_reaches_both_optimizers_and_keeps_run_ids_at_its_default():
         C.resolve("ssagan_baseline", "smoke", {"train.adam_eps": 0.0})
 
 
-def test_lazy_magp_runs_on_every_kth_step_at_k_times_the_weight(setup):
+def test_lazy_magp_runs_on_every_kth_step_at_k_times_the_weight(setup, plain_ssagan_losses):
     """train.magp_every k: MA-GP on steps 0, k, 2k, ... with weight x k, nothing on the others; the first step's D
     hinge terms are the plain run's, its penalty exactly k times the plain one (same weights until that update);
     the default keeps every run id."""
-    plain = _losses(setup, "ssagan_baseline")
+    from t2i_lib.losses.adversarial import magp_weight_at
+
+    assert [magp_weight_at(s, 2.0, 4) for s in range(6)] == [8.0, 0.0, 0.0, 0.0, 8.0, 0.0]
+    assert [magp_weight_at(s, 2.0) for s in range(3)] == [2.0] * 3 and magp_weight_at(0, 0.0, 4) == 0.0
+    plain = plain_ssagan_losses
     lazy = _losses(setup, "ssagan_baseline", **{"train.magp_every": 2})
     assert [r["step"] for r in lazy] == [1, 2, 3]  # logged after steps 0, 1, 2
     assert lazy[0]["d_total"] == plain[0]["d_total"] and lazy[0]["d_real"] == plain[0]["d_real"]
@@ -359,6 +363,13 @@ def _losses(setup, exp, **over):
     cfg = _cfg(setup, exp, **{"train.max_steps": 3, "train.sample_every": 100, "train.ckpt_every": 100, **over})
     gan.train_gan(cfg, torch.device("cpu"), setup[1], force=True)
     return [json.loads(l) for l in (gan.run_dir_for(cfg) / "stats.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def plain_ssagan_losses(setup):
+    """The logged losses of 3 plain SSA-GAN baseline steps (:func:`_losses`), shared by the tests that compare an
+    option against them."""
+    return _losses(setup, "ssagan_baseline")
 
 
 TERMS = ("d_total", "g_total", "g_adv", "g_damsm", "g_f2f", "g_f2r")

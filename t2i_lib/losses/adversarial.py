@@ -4,7 +4,8 @@
     L_D = E[relu(1 - D(x, s))] + 1/2 (E[relu(1 + D(G(z, s), s))] + E[relu(1 + D(x, s_mis))])
     L_G = -E[D(G(z, s), s)]
 ``ma_gp``: matching-aware zero-centred gradient penalty (DF-GAN's MA-GP; SSA-GAN k = 2, p = 6) on real images
-    and their matching sentences:  k * mean_i ( ||[grad_x D(x, s), grad_s D(x, s)]_i||_2 ^ p ).
+    and their matching sentences:  k * mean_i ( ||[grad_x D(x, s), grad_s D(x, s)]_i||_2 ^ p ); ``magp_weight_at``
+    its k at a step (every step, or lazily every n-th at n k).
 ``bce_d`` / ``bce_g``: AttnGAN's BCE losses over probabilities' logits with conditional and unconditional heads.
 """
 
@@ -42,6 +43,12 @@ def ma_gp(logit_fn, images: Tensor, sent_emb: Tensor, weight: float = 2.0, power
     gi, gs = torch.autograd.grad(logits.sum(), (images, sent_emb), create_graph=True)
     norm = torch.sqrt(gi.flatten(1).pow(2).sum(1) + gs.flatten(1).pow(2).sum(1))
     return weight * norm.pow(power).mean()
+
+
+def magp_weight_at(step: int, weight: float, every: int = 1) -> float:
+    """MA-GP's weight at training step ``step`` (0-based): ``weight`` on every step (SSA-GAN, ``every`` 1); lazy
+    (``every`` k > 1, ``train.magp_every``) ``k * weight`` on steps 0, k, 2k, ... and 0 on the others."""
+    return weight * every if weight > 0 and step % every == 0 else 0.0
 
 
 def bce_d(real_cond: Tensor, fake_cond: Tensor, mis_cond: Tensor, real_uncond: Tensor | None = None,

@@ -140,10 +140,10 @@ def train_matching_head(cfg, device, steps: int, probe_every: int, n_probe_image
     """A ceiling for the probe: a fresh SSA-GAN discriminator of ``cfg`` trained on caption matching of real
     training images alone (no generator): SSA-GAN's hinge with the own caption as positive and, as negatives, the
     next image's caption and an attribute negative (:meth:`~t2i_lib.data.dataset.CaptionDataset.attribute_negative`),
-    with ``cfg``'s batch size, D learning rate and betas, its frozen text encoder, and MA-GP (``cfg``'s weight and
-    power) when ``magp``.  Returns the probe (:func:`discriminator_attribute_probe` on the test split) every
-    ``probe_every`` steps, each with its step and wall seconds.  How fast the head *can* learn each attribute tells
-    a slow signal from a blind architecture or text encoder."""
+    with ``cfg``'s batch size, D learning rate and betas, its frozen text encoder, and MA-GP (``cfg``'s weight, power
+    and ``train.magp_every``) when ``magp``.  Returns the probe (:func:`discriminator_attribute_probe` on the test
+    split) every ``probe_every`` steps, each with its step and wall seconds.  How fast the head *can* learn each
+    attribute tells a slow signal from a blind architecture or text encoder."""
     import time
 
     import torch
@@ -151,7 +151,7 @@ def train_matching_head(cfg, device, steps: int, probe_every: int, n_probe_image
 
     from ..data.dataset import CaptionDataset, make_loader
     from ..data.prepare import ensure_dataset
-    from ..losses.adversarial import ma_gp
+    from ..losses.adversarial import ma_gp, magp_weight_at
     from ..train.damsm import encoder_path, load_encoders
     from ..train.families.ssagan import heads
     from ..train.gan import get_family
@@ -181,8 +181,9 @@ def train_matching_head(cfg, device, steps: int, probe_every: int, n_probe_image
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if magp and t.magp_weight > 0:
-            gp = ma_gp(lambda a, c: heads(D, a, [c])[0][0], x, s, t.magp_weight, t.magp_power)
+        gp_weight = magp_weight_at(step - 1, t.magp_weight, t.magp_every) if magp else 0.0  # steps count from 1
+        if gp_weight > 0:
+            gp = ma_gp(lambda a, c: heads(D, a, [c])[0][0], x, s, gp_weight, t.magp_power)
             opt.zero_grad(set_to_none=True)
             gp.backward()
             opt.step()

@@ -51,7 +51,7 @@ def heads(D, x, sents, mismatch: bool = False, negatives=None):
 
 def step(ctx: GanContext, batch: dict, step: int) -> dict[str, torch.Tensor]:
     """One SSA-GAN iteration: D hinge step, MA-GP step, G step (docs/method.md#ssa-gan-step)."""
-    from ...losses.adversarial import hinge_d, hinge_g, ma_gp
+    from ...losses.adversarial import hinge_d, hinge_g, ma_gp, magp_weight_at
 
     cfg, dev, G, D = ctx.cfg, ctx.device, ctx.G, ctx.D
     t = cfg.train
@@ -80,9 +80,10 @@ def step(ctx: GanContext, batch: dict, step: int) -> dict[str, torch.Tensor]:
             accumulate(d_terms, terms)
     optimizer_step(ctx.opt_d, d_loss)
     gp = torch.zeros((), device=dev)
-    if t.magp_weight > 0 and step % t.magp_every == 0:  # lazy (magp_every k > 1): every k-th step, weight x k
+    gp_weight = magp_weight_at(step, t.magp_weight, t.magp_every)
+    if gp_weight > 0:
         with ctx.amp():
-            gp = sum(ma_gp(lambda x, s: heads(x, [s])[0][0], real, s, t.magp_weight * t.magp_every, t.magp_power)
+            gp = sum(ma_gp(lambda x, s: heads(x, [s])[0][0], real, s, gp_weight, t.magp_power)
                      for _, s, _ in sets_emb)
         optimizer_step(ctx.opt_d, gp)
 
