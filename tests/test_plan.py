@@ -128,9 +128,8 @@ def test_the_committed_demo_study_is_the_demo_profiles():
     today: the committed study comes from the profile's schedule, not from an override."""
     from t2i_lib import config as C
 
-    files = [f for f in sorted((ROOT / "results" / "demo" / "metrics").glob("*.json"))
-             if json.loads(f.read_text()).get("kind") == "gan"]
-    assert len(files) == 36
-    for f in files:
-        rec = json.loads(f.read_text())
-        assert C.resolve(rec["experiment"], "demo", seed=rec["seed"]).run_id == rec["run_id"], f.name
+    records = [json.loads(f.read_text()) for f in sorted((ROOT / "results" / "demo" / "metrics").glob("*.json"))]
+    gan = [r for r in records if r.get("kind") == "gan"]
+    assert len(gan) == 36
+    for rec in gan:
+        assert C.resolve(rec["experiment"], "demo", seed=rec["seed"]).run_id == rec["run_id"], rec["run_id"]
